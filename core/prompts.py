@@ -1,0 +1,74 @@
+"""The twin's prompt format: the single source for dataset building, training and serving.
+
+Training renders `twin_messages(instruction, context)` + the author's text as the assistant
+turn; serving renders the same messages with the generation prompt. So what the model is
+trained on is exactly what it is served (tests/test_prompts.py proves it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+TWIN_SYSTEM_PROMPT = (
+    "You are {author}'s writing twin. Write in {author}'s own voice: their tone, vocabulary, "
+    "sentence rhythm and formatting habits. Use the context when it is relevant; never invent "
+    "facts that the context or the request does not support."
+)
+GENERIC_AUTHOR = "the author"
+CONTEXT_HEADER = "Context from the author's own writing:"
+
+
+class ChatTemplateTokenizer(Protocol):
+    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any: ...
+
+
+def format_context(passages: Sequence[str]) -> str:
+    """Numbered passages, so answers can refer to them."""
+    return "\n\n".join(f"[{i}] {p.strip()}" for i, p in enumerate(passages, 1) if p.strip())
+
+
+def twin_messages(
+    instruction: str,
+    context: str = "",
+    author: str = "",
+    history: Sequence[dict[str, str]] = (),
+) -> list[dict[str, str]]:
+    """Chat messages for one request: system, prior turns, then the user's instruction."""
+    system = TWIN_SYSTEM_PROMPT.format(author=author.strip() or GENERIC_AUTHOR)
+    user = instruction.strip()
+    if context.strip():
+        user = f"{CONTEXT_HEADER}\n{context.strip()}\n\nRequest: {user}"
+    return [{"role": "system", "content": system}, *history, {"role": "user", "content": user}]
+
+
+def render_prompt(tokenizer: ChatTemplateTokenizer, messages: list[dict[str, str]]) -> str:
+    """The exact text the model sees before it starts the answer."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def render_training_example(
+    tokenizer: ChatTemplateTokenizer,
+    instruction: str,
+    answer: str,
+    context: str = "",
+    author: str = "",
+) -> tuple[str, str]:
+    """(prompt, completion) for SFT: prompt == the serving prompt for the same request."""
+    prompt = render_prompt(tokenizer, twin_messages(instruction, context, author))
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    return prompt, answer.strip() + eos
+
+
+# Prompts the inference graph's helper steps use; kept here so Studio/LangServe callers
+# can override them per run through the graph Configuration.
+SELF_QUERY_PROMPT = (
+    "Extract search filters from the request. Reply with JSON only, keys: author (a person's "
+    "full name or null), category (one of articles, posts, repositories, or null), platform "
+    "(one of medium, substack, linkedin, github, web, file, git, or null), date_from and "
+    "date_to (YYYY-MM-DD or null).\nRequest: {query}\nJSON:"
+)
+EXPAND_QUERY_PROMPT = (
+    "Write {n} different search queries that would find passages answering the request. "
+    "One query per line, no numbering.\nRequest: {query}\nQueries:"
+)

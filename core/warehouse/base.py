@@ -1,0 +1,86 @@
+"""The warehouse contract every backend implements (see tests/test_warehouse_contract.py)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed for a reason the user can act on."""
+
+
+class UpsertResult(StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"  # content_hash changed: the feature pipeline must re-embed it
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    """Enough of a document to decide what the feature pipeline must do with it."""
+
+    id: str
+    collection: str
+    content_hash: str
+    updated_at: datetime
+
+
+class Warehouse(ABC):
+    """Collections: `users`, `articles`, `posts`, `repositories`; records keyed by `_id`.
+
+    Records are plain dicts in the ARCHITECTURE.md shape. Datetimes go in and come out as
+    timezone-aware UTC `datetime`s in every backend.
+    """
+
+    @abstractmethod
+    def upsert(self, collection: str, record: dict[str, Any]) -> UpsertResult:
+        """Insert or update by `_id`. Keeps the original `ingested_at`; bumps `updated_at`
+        only when `content_hash` (or any field) changed."""
+
+    @abstractmethod
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def find(
+        self, collection: str, filter: dict[str, Any] | None = None, limit: int = 0
+    ) -> Iterator[dict[str, Any]]:
+        """Equality filters on top-level fields (e.g. `{"author_id": x}`); `{}` = all."""
+
+    @abstractmethod
+    def delete(self, collection: str, doc_ids: Iterable[str]) -> int:
+        """Delete by id; returns how many existed."""
+
+    @abstractmethod
+    def count(self, collection: str, filter: dict[str, Any] | None = None) -> int: ...
+
+    @abstractmethod
+    def refs(self, collection: str) -> Iterator[DocumentRef]:
+        """Id, hash and update time of every document (cheap: no content)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def get_warehouse() -> Warehouse:
+    """Open the configured warehouse (no connection is made before this call)."""
+    from core.settings import get_settings
+
+    settings = get_settings()
+    if settings.MONGODB_URI:
+        from core.warehouse.mongo import MongoWarehouse
+
+        return MongoWarehouse(settings.MONGODB_URI, settings.MONGODB_DATABASE)
+    from core.warehouse.embedded import EmbeddedWarehouse
+
+    return EmbeddedWarehouse(settings.warehouse_dir)

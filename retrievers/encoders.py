@@ -1,0 +1,79 @@
+"""Dense and sparse encoders shared by the feature pipeline (writes) and retrieval (queries).
+
+Dense: the configured sentence-transformers model, L2-normalised (cosine in Qdrant).
+Sparse: BM25-style term weights over the embedding model's own tokenizer vocabulary; the
+collection's IDF modifier supplies the inverse document frequency at query time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from core.models import get_embedding_model
+
+if TYPE_CHECKING:
+    import numpy as np
+    from qdrant_client import models
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+BM25_AVG_TOKENS = 256.0  # chunks are budgeted near this size
+_WORD = re.compile(r"\w", re.UNICODE)
+_STOPWORDS = frozenset(
+    "a an and are as at be but by for from has have i in is it its of on or so that the "
+    "this to was we were will with you your".split()
+)
+
+
+def dense_encode(texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """Embeddings of `texts` as a float32 array (n, dim), unit length."""
+    model = get_embedding_model()
+    return model.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+
+
+def embedding_dimension() -> int:
+    model = get_embedding_model()
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
+def _term_ids(text: str) -> list[int]:
+    tokenizer = get_embedding_model().tokenizer
+    tokens = tokenizer.tokenize(text.lower())
+    keep = [t for t in tokens if _WORD.search(t) and t.lstrip("#") not in _STOPWORDS]
+    return tokenizer.convert_tokens_to_ids(keep)
+
+
+def sparse_encode(texts: Sequence[str]) -> list[models.SparseVector]:
+    """BM25 term-frequency weights per text (documents side)."""
+    from qdrant_client import models
+
+    vectors = []
+    for text in texts:
+        ids = _term_ids(text)
+        counts = Counter(ids)
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * len(ids) / BM25_AVG_TOKENS)
+        weights = {i: c * (BM25_K1 + 1) / (c + norm) for i, c in counts.items()}
+        vectors.append(
+            models.SparseVector(indices=list(weights), values=[float(v) for v in weights.values()])
+        )
+    return vectors
+
+
+def sparse_encode_query(text: str) -> models.SparseVector:
+    """Query side: each distinct term once (IDF comes from the collection)."""
+    from qdrant_client import models
+
+    ids = sorted(set(_term_ids(text)))
+    return models.SparseVector(indices=ids, values=[1.0] * len(ids))
+
+

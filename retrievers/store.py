@@ -1,0 +1,116 @@
+"""Qdrant access and the collection schema (ARCHITECTURE.md "Vector store").
+
+Local mode (`DATA_DIR/qdrant`) by default; `QDRANT_URL` switches to a server with the same
+client code. Local mode allows one client per folder: a second process gets
+`VectorStoreLocked`, a clear message naming the fix, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from core.domain import CLEANED_COLLECTIONS, EMBEDDED_COLLECTIONS
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+log = logging.getLogger(__name__)
+DENSE_VECTOR = "dense"
+SPARSE_VECTOR = "sparse"
+# Payload fields that filters use; indexed so a Qdrant server can filter fast.
+KEYWORD_INDEXES = ("document_id", "author_id", "author_full_name", "platform", "category")
+DATETIME_INDEXES = ("published_at",)
+_lock = threading.Lock()
+
+
+class VectorStoreLocked(RuntimeError):
+    """The local Qdrant folder is held by another process."""
+
+
+def _holder_hint(path: str) -> str:
+    lock_file = os.path.join(path, ".lock")
+    try:
+        import subprocess
+
+        out = subprocess.run(
+            ["fuser", lock_file], capture_output=True, text=True, timeout=2, check=False
+        ).stdout.split()
+        if out:
+            return f" (held by process {', '.join(out)})"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ""
+
+
+@lru_cache(maxsize=1)
+def get_qdrant_client() -> QdrantClient:
+    """One client per process: local folder by default, a server when QDRANT_URL is set."""
+    from qdrant_client import QdrantClient
+
+    from core.settings import get_settings
+
+    settings = get_settings()
+    if settings.QDRANT_URL:
+        return QdrantClient(url=settings.QDRANT_URL, api_key=settings.QDRANT_API_KEY or None)
+    path = settings.qdrant_path
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise VectorStoreLocked(
+            f"the local vector store {path} is in use by another process"
+            f"{_holder_hint(str(path))}. Stop that process (e.g. the server or another "
+            "`ingest` run), or run a Qdrant server and set QDRANT_URL so several processes "
+            "can share it."
+        ) from None
+
+
+def close_qdrant_client() -> None:
+    """Release the local folder (tests and CLIs that hand the store to another process)."""
+    if get_qdrant_client.cache_info().currsize:
+        get_qdrant_client().close()
+    get_qdrant_client.cache_clear()
+
+
+def _create_payload_indexes(client: QdrantClient, name: str) -> None:
+    from qdrant_client import models
+
+    for field in KEYWORD_INDEXES:
+        client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)
+    for field in DATETIME_INDEXES:
+        client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.DATETIME)
+
+
+def ensure_collections(client: QdrantClient, dimension: int, with_sparse: bool = True) -> None:
+    """Create the six collections (idempotent) with vectors, sparse vectors and indexes."""
+    from qdrant_client import models
+
+    with _lock:
+        existing = {c.name for c in client.get_collections().collections}
+        for name in CLEANED_COLLECTIONS.values():
+            if name not in existing:
+                # Payload-only collection: Qdrant still needs a vector config; keep it empty.
+                client.create_collection(name, vectors_config={})
+                _create_payload_indexes(client, name)
+        for name in EMBEDDED_COLLECTIONS.values():
+            if name not in existing:
+                client.create_collection(
+                    name,
+                    vectors_config={
+                        DENSE_VECTOR: models.VectorParams(
+                            size=dimension, distance=models.Distance.COSINE
+                        )
+                    },
+                    sparse_vectors_config=(
+                        {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+                        if with_sparse
+                        else None
+                    ),
+                )
+                _create_payload_indexes(client, name)
