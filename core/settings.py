@@ -43,10 +43,17 @@ class Settings(BaseSettings):
     CRAWL_MAX_BYTES: int = 10 * 1024 * 1024
     CRAWL_MIN_INTERVAL_S: float = 1.0
     CRAWL_RETRIES: int = 3
+    # Rewrites "scheme://host" prefixes to other base URLs before fetching or cloning (tests map
+    # https://medium.com, https://github.com … onto a local fixture site; also usable for mirrors).
+    CRAWL_HOST_MAP: dict[str, str] = Field(default_factory=dict)
 
     TWIN_API_KEY: str = ""
     SERVER_HOST: str = "127.0.0.1"
     SERVER_PORT: int = 8000
+    # Request limits of the API server (413 / 422 beyond them).
+    SERVER_MAX_BODY_BYTES: int = 256 * 1024
+    SERVER_MAX_MESSAGES: int = 50
+    SERVER_MAX_MESSAGE_CHARS: int = 8000
 
     @property
     def warehouse_dir(self) -> Path:

@@ -23,6 +23,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 # Settings that a developer's shell or .env could set and that would leak into tests.
+# A real MongoDB for the warehouse contract suite, when the environment provides one; other
+# tests always get the embedded warehouse of their own DATA_DIR.
+REAL_MONGODB_URI = os.environ.pop("MONGODB_URI", "")
 SHARED_MODELS_CACHE = Path(__file__).resolve().parent.parent / "data" / "models"
 _ISOLATED_VARS = ("MONGODB_URI", "QDRANT_URL", "QDRANT_API_KEY", "LLM_BASE_URL", "TWIN_API_KEY")
 
@@ -34,8 +37,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from retrievers.store import close_qdrant_client
 
     for var in _ISOLATED_VARS:
-        if var != "MONGODB_URI":
-            monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var, raising=False)
     path = tmp_path / "data"
     monkeypatch.setenv("DATA_DIR", str(path))
     # Converted model weights are expensive to rebuild: share them across tests.

@@ -5,9 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class WarehouseError(RuntimeError):
@@ -70,6 +72,41 @@ class Warehouse(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def normalise_datetime(value: datetime) -> datetime:
+    """Aware UTC with millisecond precision: what MongoDB stores, so backends agree."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def normalise_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Copy of a record with its top-level datetimes normalised."""
+    return {
+        key: normalise_datetime(val) if isinstance(val, datetime) else val
+        for key, val in record.items()
+    }
+
+
+def merge_for_upsert(
+    existing: dict[str, Any] | None, record: dict[str, Any]
+) -> tuple[dict[str, Any], UpsertResult]:
+    """The record to store and what happened, by the rules every backend shares."""
+    if "_id" not in record:
+        raise WarehouseError("record has no _id")
+    new = normalise_record(record)
+    if existing is None:
+        return new, UpsertResult.ADDED
+    new["ingested_at"] = existing.get("ingested_at", new.get("ingested_at"))
+    volatile = {"updated_at", "ingested_at"}
+    same = {k: v for k, v in new.items() if k not in volatile} == {
+        k: v for k, v in existing.items() if k not in volatile
+    }
+    if same:
+        return existing, UpsertResult.UNCHANGED
+    return new, UpsertResult.UPDATED
 
 
 def get_warehouse() -> Warehouse:

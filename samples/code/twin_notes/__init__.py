@@ -1,0 +1,1 @@
+"""Tiny helpers I use to keep notes for the writing twin."""
