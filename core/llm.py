@@ -204,7 +204,7 @@ class TransformersLLM(BaseLLM):
         **kwargs: Any,
     ) -> Iterator[str]:
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         prompt = self.render(prompt_or_messages)
         max_new_tokens = int(max_new_tokens or get_settings().LLM_MAX_NEW_TOKENS)
@@ -229,6 +229,10 @@ class TransformersLLM(BaseLLM):
             )
         else:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        # Set when the consumer stops early (stop string, closed stream, client gone):
+        # generation halts at the next token instead of running to max_new_tokens.
+        cancelled = threading.Event()
+        gen_kwargs["stopping_criteria"] = StoppingCriteriaList([_EventStop(cancelled)])
         error: list[BaseException] = []
 
         def run() -> None:
@@ -244,9 +248,22 @@ class TransformersLLM(BaseLLM):
         try:
             yield from _stop_filtered(iter(streamer), stop)
         finally:
+            cancelled.set()
             thread.join()
         if error:
             raise LLMError(f"generation failed: {error[0]}") from error[0]
+
+
+class _EventStop:
+    """A transformers stopping criterion that fires once `event` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
 
 
 def _quantize_int8(model: Any) -> Any:

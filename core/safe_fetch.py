@@ -84,7 +84,8 @@ class FetchResult:
     @property
     def is_html(self) -> bool:
         return self.content_type in ("text/html", "application/xhtml+xml") or (
-            not self.content_type and self.content.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
+            not self.content_type
+            and self.content.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
         )
 
 
@@ -103,7 +104,9 @@ def _settings(settings: Settings | None) -> Settings:
 def _host_map(settings: Settings) -> list[tuple[str, str]]:
     mapping = getattr(settings, "CRAWL_HOST_MAP", None) or {}
     # Longest prefix first so "https://a.b.com" wins over "https://b.com"-style overlaps.
-    return sorted(((k.rstrip("/"), v.rstrip("/")) for k, v in mapping.items()), key=lambda kv: -len(kv[0]))
+    return sorted(
+        ((k.rstrip("/"), v.rstrip("/")) for k, v in mapping.items()), key=lambda kv: -len(kv[0])
+    )
 
 
 def map_url(url: str, settings: Settings | None = None) -> str:
@@ -134,7 +137,7 @@ def _allowed_hosts(settings: Settings) -> set[str]:
 
 
 def _address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why this address must not be contacted, or None when it is an ordinary public one."""
+    """Why this address must not be contacted ("private address 10.0.0.1"), or None."""
     if isinstance(ip, ipaddress.IPv6Address):
         mapped = ip.ipv4_mapped or ip.sixtofour
         if mapped is not None:
@@ -144,13 +147,13 @@ def _address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str |
         ("is_unspecified", "unspecified"),
         ("is_link_local", "link-local"),
         ("is_multicast", "multicast"),
-        ("is_private", "private"),
         ("is_reserved", "reserved"),
+        ("is_private", "private"),
     ):
         if getattr(ip, attr):
-            return name
+            return f"{name} address {ip}"
     if not ip.is_global:
-        return "non-public"
+        return f"non-public address {ip}"
     return None
 
 
@@ -163,7 +166,9 @@ def check_url(url: str, settings: Settings | None = None) -> list[str]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise FetchError(url, f"refused: unsupported scheme '{scheme or '(none)'}' (only http and https)")
+        raise FetchError(
+            url, f"refused: unsupported scheme '{scheme or '(none)'}' (only http and https)"
+        )
     try:
         host = (parts.hostname or "").lower()
         port = parts.port or (443 if scheme == "https" else 80)
@@ -196,7 +201,7 @@ def check_url(url: str, settings: Settings | None = None) -> list[str]:
     for ip in addresses:
         problem = _address_problem(ip)
         if problem:
-            raise FetchError(url, f"refused: resolves to {problem} address {ip}")
+            raise FetchError(url, f"refused: resolves to {problem}")
     return [str(ip) for ip in addresses]
 
 
@@ -340,7 +345,8 @@ def _fetch_checked(
         if check_robots:
             robots = _robots_for(current, settings)
             if not robots.allows(agent, current):
-                raise FetchError(logical, f"robots.txt disallows {urlsplit(current).path or '/'}")
+                shown = urlsplit(unmap_url(current, settings)).path or "/"
+                raise FetchError(logical, f"robots.txt disallows {shown}")
             interval = max(interval, robots.crawl_delay(agent))
         status, headers, body, content_type, charset = _get_with_retries(
             current,
@@ -402,7 +408,9 @@ def _get_with_retries(
         _rate_limiter.wait(host, interval)
         wait_hint: float | None = None
         try:
-            status, headers, body, ctype, charset = _get_once(url, addresses, settings, max_bytes, display_url)
+            status, headers, body, ctype, charset = _get_once(
+                url, addresses, settings, max_bytes, display_url
+            )
         except httpx.TimeoutException:
             last_problem = "timeout"
         except _Deadline:
@@ -410,7 +418,9 @@ def _get_with_retries(
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             last_problem = f"connection failed ({exc.__class__.__name__}: {exc})"
         except httpx.HTTPError as exc:
-            raise FetchError(display_url, f"request failed ({exc.__class__.__name__}: {exc})") from None
+            raise FetchError(
+                display_url, f"request failed ({exc.__class__.__name__}: {exc})"
+            ) from None
         else:
             if status == 429 or status >= 500:
                 last_problem = f"HTTP {status}"
@@ -456,7 +466,9 @@ def _get_once(
     if addresses:  # pin the connection to the checked address
         host = request_url.host
         default_port = 443 if request_url.scheme == "https" else 80
-        headers["Host"] = host if request_url.port in (None, default_port) else f"{host}:{request_url.port}"
+        headers["Host"] = (
+            host if request_url.port in (None, default_port) else f"{host}:{request_url.port}"
+        )
         if request_url.scheme == "https":
             extensions["sni_hostname"] = host
         request_url = request_url.copy_with(host=addresses[0])

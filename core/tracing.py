@@ -51,9 +51,7 @@ def tracing_enabled() -> bool:
             _enabled = opik_configured()
             if _enabled:
                 os.environ.setdefault("OPIK_PROJECT_NAME", DEFAULT_PROJECT)
-                log.info(
-                    "Opik tracing on (project %s)", os.environ.get("OPIK_PROJECT_NAME")
-                )
+                log.info("Opik tracing on (project %s)", os.environ.get("OPIK_PROJECT_NAME"))
             else:
                 log.warning(
                     "Opik tracing is off: set OPIK_URL_OVERRIDE (self-hosted) or OPIK_API_KEY "

@@ -1,0 +1,8 @@
+"""The training pipeline: versioned datasets → LoRA/QLoRA SFT + DPO → tracker → registry.
+
+`python -m finetune dataset build --author NAME`  instruct (+ preference) dataset versions
+`python -m finetune train --author NAME`          LoRA SFT (QLoRA on CUDA), or --method dpo
+`python -m finetune registry list|show|promote|rollback`
+`python -m finetune watch [--once]`               new data → train → gate → promote
+Modules: datasets, generator, train, dpo, tracking (MLflow), registry, export, watch, cli.
+"""

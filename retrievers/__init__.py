@@ -1,0 +1,51 @@
+"""Retrieval over the twin's vector store (ARCHITECTURE.md: `retrievers.TwinRetriever`).
+
+    from retrievers import get_retriever, search_many, rerank
+    docs = get_retriever(k=5, filters={"author": "Maya Lindqvist"}).invoke("vector search")
+
+Names load lazily: importing `retrievers` (or `retrievers.store` from the ingest CLI) pulls
+in no model, client or LangChain code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from retrievers.filters import InvalidFilter, SearchFilters
+    from retrievers.retriever import TwinRetriever, get_retriever
+    from retrievers.search import DEFAULT_VARIANT, VARIANTS, SearchConfig, rerank, search_many
+
+__all__ = [
+    "DEFAULT_VARIANT",
+    "InvalidFilter",
+    "SearchConfig",
+    "SearchFilters",
+    "TwinRetriever",
+    "VARIANTS",
+    "get_retriever",
+    "rerank",
+    "search_many",
+]
+_WHERE = {
+    "TwinRetriever": "retrievers.retriever",
+    "get_retriever": "retrievers.retriever",
+    "search_many": "retrievers.search",
+    "rerank": "retrievers.search",
+    "SearchConfig": "retrievers.search",
+    "DEFAULT_VARIANT": "retrievers.search",
+    "VARIANTS": "retrievers.search",
+    "SearchFilters": "retrievers.filters",
+    "InvalidFilter": "retrievers.filters",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'retrievers' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -81,10 +82,13 @@ def close_qdrant_client() -> None:
 def _create_payload_indexes(client: QdrantClient, name: str) -> None:
     from qdrant_client import models
 
-    for field in KEYWORD_INDEXES:
-        client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)
-    for field in DATETIME_INDEXES:
-        client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.DATETIME)
+    # Local mode ignores payload indexes (and warns); a server needs them for fast filters.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+        for field in KEYWORD_INDEXES:
+            client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)
+        for field in DATETIME_INDEXES:
+            client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.DATETIME)
 
 
 def ensure_collections(client: QdrantClient, dimension: int, with_sparse: bool = True) -> None:

@@ -1,0 +1,306 @@
+"""`python -m finetune …` — datasets, training, registry and the watch loop.
+
+Kept import-light: heavy libraries load only inside the command that needs them.
+GPU / 7B+ models: `train` uses QLoRA (4-bit nf4) automatically when CUDA is present; see
+`python -m finetune train --help` and finetune/train.py for a Llama-3.1-8B example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+TRAIN_EPILOG = """\
+CPU (default): fp32 LoRA on the offline SmolLM2-135M-Instruct; tens of steps take minutes.
+GPU: QLoRA (bitsandbytes 4-bit nf4, double quant, bf16 compute,
+prepare_model_for_kbit_training) is used automatically when CUDA is available. A 7B/8B
+example on one 24 GB+ GPU:
+  python -m finetune train --author "NAME" --base-model meta-llama/Llama-3.1-8B-Instruct \\
+      --lora-r 16 --lora-alpha 32 --target-modules all-linear --seq-len 2048 \\
+      --batch-size 4 --grad-accum 4 --lr 1e-4 --max-steps 500
+  (--quantization none: bf16 LoRA instead; --quantization 4bit forces QLoRA)
+Tracking: MLflow, local SQLite under DATA_DIR/mlflow unless MLFLOW_TRACKING_URI is set.
+"""
+
+
+def _print(data: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    elif isinstance(data, list):
+        for row in data:
+            print("  ".join(f"{k}={v}" for k, v in row.items()))
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            print(
+                f"{key}: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}"
+            )
+    else:
+        print(data)
+
+
+def _add_train_args(p: argparse.ArgumentParser, with_author: bool = True) -> None:
+    from core.settings import OFFLINE_LLM_FALLBACK
+
+    if with_author:
+        p.add_argument("--author", required=True, help="author full name (as ingested)")
+    p.add_argument("--method", choices=("sft", "dpo"), default="sft")
+    p.add_argument(
+        "--base-model",
+        default=OFFLINE_LLM_FALLBACK,
+        help="HF id, local folder, .gguf, offline:… or registry:NAME@TAG",
+    )
+    p.add_argument("--dataset-version", default=None, help="default: the author's latest")
+    p.add_argument("--max-steps", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--lora-alpha", type=int, default=16)
+    p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument(
+        "--target-modules", default="q_proj,k_proj,v_proj,o_proj", help='comma list or "all-linear"'
+    )
+    p.add_argument(
+        "--quantization",
+        choices=("auto", "4bit", "none"),
+        default="auto",
+        help="auto: QLoRA 4-bit nf4 when CUDA is present, fp32 LoRA on CPU",
+    )
+    p.add_argument("--beta", type=float, default=0.1, help="DPO beta")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--name", default="twin", help="registry model name")
+    p.add_argument("--no-gguf", action="store_true", help="skip the GGUF export")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: LLM_THREADS/all)")
+
+
+def _train_config(args: argparse.Namespace, author: str = "") -> Any:
+    from finetune.train import TrainConfig
+
+    return TrainConfig(
+        author=author or getattr(args, "author", "") or "",
+        method=args.method,
+        base_model=args.base_model,
+        dataset_version=getattr(args, "dataset_version", None),
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        seq_len=args.seq_len,
+        learning_rate=args.lr,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=args.target_modules,
+        quantization=args.quantization,
+        beta=args.beta,
+        seed=args.seed,
+        registry_name=args.name,
+        export_gguf=not args.no_gguf,
+        threads=args.threads,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m finetune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ds = sub.add_parser("dataset", help="build/list dataset versions")
+    ds_sub = ds.add_subparsers(dest="action", required=True)
+    build = ds_sub.add_parser("build", help="build the author's dataset version(s)")
+    build.add_argument("--author", required=True)
+    build.add_argument("--kind", choices=("instruct", "preference", "all"), default="instruct")
+    build.add_argument(
+        "--generator",
+        default=None,
+        help="generator LLM ref for instructions (default: the offline model)",
+    )
+    build.add_argument("--base-model", default=None, help="model for preference 'rejected' answers")
+    build.add_argument("--no-llm", action="store_true", help="deterministic templates only")
+    build.add_argument("--max-pairs", type=int, default=0)
+    build.add_argument("--test-fraction", type=float, default=0.2)
+    build.add_argument("--force", action="store_true", help="rebuild even if the version exists")
+    build.add_argument("--json", action="store_true")
+    lst = ds_sub.add_parser("list", help="list dataset versions")
+    lst.add_argument("--kind", choices=("instruct", "preference"), default="instruct")
+    lst.add_argument("--author", default=None)
+    lst.add_argument("--json", action="store_true")
+
+    tr = sub.add_parser(
+        "train",
+        help="LoRA/QLoRA SFT or DPO, then register a candidate",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_train_args(tr)
+    tr.add_argument("--no-register", action="store_true")
+    tr.add_argument("--json", action="store_true")
+
+    reg = sub.add_parser("registry", help="model registry: list|show|promote|rollback")
+    reg_sub = reg.add_subparsers(dest="action", required=True)
+    for action in ("list", "show", "promote", "rollback"):
+        p = reg_sub.add_parser(action)
+        p.add_argument("--name", default="twin")
+        p.add_argument("--json", action="store_true")
+        if action in ("show", "promote"):
+            p.add_argument("version", help="vN or a tag (candidate, accepted)")
+        if action == "promote":
+            p.add_argument("--force", action="store_true", help="override a gate refusal")
+        if action in ("promote", "rollback"):
+            p.add_argument("--reason", default="", help="recorded in the tag history")
+
+    w = sub.add_parser(
+        "watch",
+        help="poll for new data: build → train → gate → promote",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    w.add_argument("--author", action="append", default=None, help="repeatable; default: all")
+    w.add_argument("--interval", type=float, default=3600.0, help="seconds between polls")
+    w.add_argument("--once", action="store_true")
+    w.add_argument("--no-llm", action="store_true")
+    w.add_argument("--json", action="store_true")
+    _add_train_args(w, with_author=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # known failures print one clear line, not a traceback
+        from core.registry import RegistryError
+        from finetune.datasets import DatasetError
+
+        if isinstance(exc, DatasetError | RegistryError | ValueError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if type(exc).__name__ == "VectorStoreLocked":
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "dataset":
+        return _dataset(args)
+    if args.command == "train":
+        from finetune.train import train
+
+        config = _train_config(args)
+        config.register = not args.no_register
+        result = train(config)
+        _print(
+            {
+                "run_id": result.run_id,
+                "version": result.version,
+                "path": str(result.version_path) if result.version_path else None,
+                "dataset_version": result.dataset_version,
+                "metrics": result.metrics,
+            },
+            args.json,
+        )
+        return 0
+    if args.command == "registry":
+        return _registry(args)
+    if args.command == "watch":
+        from finetune.watch import watch
+
+        results = watch(args.author, _train_config(args), args.interval, args.once, not args.no_llm)
+        _print(results, args.json)
+        return 0
+    return 2
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from finetune import datasets as fds
+
+    if args.action == "list":
+        rows = [
+            {
+                "version": m["version"],
+                "author": m["author"],
+                "created_at": m["created_at"],
+                **{s: m.get("counts", {}).get(s) for s in fds.SPLITS},
+            }
+            for m in fds.list_versions(args.kind, args.author)
+        ]
+        _print(rows, args.json)
+        return 0
+    from retrievers.store import close_qdrant_client
+
+    params = fds.BuildParams(max_pairs=args.max_pairs, test_fraction=args.test_fraction)
+    out: dict[str, Any] = {}
+    try:
+        instruct = fds.build_instruct_dataset(
+            args.author,
+            params=params,
+            generator=args.generator,
+            use_llm=not args.no_llm,
+            force=args.force,
+            progress=not args.json,
+        )
+    finally:
+        close_qdrant_client()
+    out["instruct"] = {
+        "version": instruct.version,
+        "path": str(instruct.path),
+        "built": instruct.built,
+        "counts": instruct.manifest.get("counts"),
+    }
+    if args.kind in ("preference", "all"):
+        pref = fds.build_preference_dataset(
+            args.author,
+            params=params,
+            base_model=args.base_model,
+            instruct=instruct,
+            use_llm=not args.no_llm,
+            force=args.force,
+            progress=not args.json,
+        )
+        out["preference"] = {
+            "version": pref.version,
+            "path": str(pref.path),
+            "built": pref.built,
+            "counts": pref.manifest.get("counts"),
+        }
+    _print(out, args.json)
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from finetune import registry as freg
+
+    if args.action == "list":
+        _print(freg.list_versions(args.name), args.json)
+        return 0
+    if args.action == "show":
+        _print(freg.show(args.name, args.version), args.json)
+        return 0
+    if args.action == "rollback":
+        _print(freg.rollback(args.name, args.reason), args.json)
+        return 0
+    try:
+        result = freg.promote(args.name, args.version, force=args.force, reason=args.reason)
+    except freg.PromotionRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        for reason in exc.gate.get("reasons", []):
+            print(f"  - {reason}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"promoted": False, "gate": exc.gate}, indent=2, default=str))
+        return 1
+    _print(result, args.json)
+    return 0

@@ -1,0 +1,261 @@
+"""Exports of a trained version: merged weights, torch dynamic-int8, GGUF.
+
+Layout inside a registry version folder:
+  adapter/                 the peft LoRA adapter (+ tokenizer)
+  merged/                  `merge_and_unload()` in fp32, saved with its tokenizer; loadable by
+                           `core.models.load_causal_lm(path)`
+  quantized/model_int8.pt  state_dict of `torch.ao.quantization.quantize_dynamic(model,
+                           {nn.Linear}, dtype=torch.qint8)` applied to the fp32 model built
+                           from merged/; beside it the merged config + tokenizer and
+                           `quantization.json`. Rebuild with `load_int8(folder)`: build the
+                           fp32 model from the config, apply the same quantize_dynamic,
+                           `load_state_dict` the saved one (no retraining, no merged weights).
+  quantized/model-f16.gguf llama-architecture models only: a GGUF (f16) written with the `gguf`
+                           package, for llama.cpp (`llama-cpp-python`) serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+INT8_FILE = "model_int8.pt"
+GGUF_FILE = "model-f16.gguf"
+_CONFIG_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+)
+
+
+def merge_adapter(base_path: str, adapter_dir: Path, merged_dir: Path, tokenizer: Any) -> Any:
+    """Load the base in fp32 on CPU, apply the adapter, merge, save with the tokenizer."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.eval()
+    merged_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(merged_dir))
+    tokenizer.save_pretrained(str(merged_dir))
+    return merged
+
+
+def quantize_int8(model: Any) -> Any:
+    import torch
+    from torch import nn
+
+    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+
+
+def export_int8(merged_dir: Path, out_dir: Path) -> Path:
+    """Quantize the merged fp32 model (Linear layers → dynamic int8) and save its state_dict."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(merged_dir), dtype=torch.float32)
+    model.eval()
+    quantized = quantize_int8(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(quantized.state_dict(), out_dir / INT8_FILE)
+    for name in _CONFIG_FILES:
+        if (merged_dir / name).exists():
+            shutil.copy2(merged_dir / name, out_dir / name)
+    (out_dir / "quantization.json").write_text(
+        json.dumps(
+            {
+                "method": "torch.ao.quantization.quantize_dynamic",
+                "modules": ["torch.nn.Linear"],
+                "dtype": "qint8",
+                "state_dict": INT8_FILE,
+                "torch": torch.__version__,
+                "rebuild": "fp32 model from config -> quantize_dynamic -> load_state_dict",
+            },
+            indent=2,
+        )
+    )
+    return out_dir / INT8_FILE
+
+
+def load_int8(folder: Path) -> tuple[Any, Any]:
+    """(int8 model, tokenizer) from a `quantized/` folder (or a version folder)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(folder)
+    if not (folder / INT8_FILE).exists() and (folder / "quantized" / INT8_FILE).exists():
+        folder = folder / "quantized"
+    config = AutoConfig.from_pretrained(str(folder))
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.eval()
+    quantized = quantize_int8(model)
+    state = torch.load(folder / INT8_FILE, weights_only=False)
+    quantized.load_state_dict(state)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return quantized, tokenizer
+
+
+# --- GGUF --------------------------------------------------------------------------------
+
+
+def _permute_qk(weights: Any, n_head: int) -> Any:
+    """HF's rotate-half Q/K layout → GGML's interleaved RoPE layout (as llama.cpp converts)."""
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
+
+
+def _tokenizer_fields_from_gguf(path: Path) -> list[tuple[str, Any, Any]]:
+    """tokenizer.* key/values of an existing GGUF (the base's), to copy unchanged."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    fields = []
+    for name, fld in reader.fields.items():
+        if not name.startswith("tokenizer."):
+            continue
+        vtype = fld.types[0]
+        if vtype == gguf.GGUFValueType.ARRAY:
+            sub = fld.types[-1]
+            if sub == gguf.GGUFValueType.STRING:
+                value = [bytes(fld.parts[i]).decode("utf-8", "replace") for i in fld.data]
+            else:
+                value = [fld.parts[i].tolist()[0] for i in fld.data]
+            fields.append((name, value, (vtype, sub)))
+        elif vtype == gguf.GGUFValueType.STRING:
+            fields.append((name, bytes(fld.parts[fld.data[0]]).decode("utf-8"), (vtype, None)))
+        else:
+            fields.append((name, fld.parts[fld.data[0]].tolist()[0], (vtype, None)))
+    return fields
+
+
+def _tokenizer_fields_from_hf(merged_dir: Path) -> list[tuple[str, Any, Any]]:
+    """gpt2-style BPE tokenizer metadata from tokenizer.json (byte-level BPE models)."""
+    import gguf
+
+    data = json.loads((merged_dir / "tokenizer.json").read_text("utf-8"))
+    model = data.get("model", {})
+    if model.get("type") != "BPE":
+        raise ValueError("only byte-level BPE tokenizers are exported to GGUF here")
+    vocab: dict[str, int] = dict(model["vocab"])
+    added = {t["content"]: t for t in data.get("added_tokens", [])}
+    for content, tok in added.items():
+        vocab.setdefault(content, tok["id"])
+    size = max(vocab.values()) + 1
+    tokens = [f"[PAD{i}]" for i in range(size)]
+    types = [gguf.TokenType.UNUSED] * size
+    for text, idx in vocab.items():
+        tokens[idx] = text
+        special = added.get(text, {}).get("special", False)
+        types[idx] = gguf.TokenType.CONTROL if special else gguf.TokenType.NORMAL
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+    cfg = json.loads((merged_dir / "tokenizer_config.json").read_text("utf-8"))
+    A, S, U = gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING, gguf.GGUFValueType.UINT32
+    fields: list[tuple[str, Any, Any]] = [
+        ("tokenizer.ggml.model", "gpt2", (S, None)),
+        ("tokenizer.ggml.tokens", tokens, (A, S)),
+        ("tokenizer.ggml.token_type", [int(t) for t in types], (A, gguf.GGUFValueType.INT32)),
+        ("tokenizer.ggml.merges", merges, (A, S)),
+    ]
+    for key, name in (("bos_token", "bos"), ("eos_token", "eos"), ("pad_token", "padding")):
+        value = cfg.get(key)
+        value = value.get("content") if isinstance(value, dict) else value
+        if value in vocab:
+            fields.append((f"tokenizer.ggml.{name}_token_id", vocab[value], (U, None)))
+    template = merged_dir / "chat_template.jinja"
+    if template.exists():
+        fields.append(("tokenizer.chat_template", template.read_text("utf-8"), (S, None)))
+    return fields
+
+
+def export_gguf(merged_dir: Path, out_path: Path, tokenizer_gguf: Path | None = None) -> Path:
+    """Write a llama-architecture merged model as an f16 GGUF (llama.cpp tensor layout).
+
+    Tokenizer metadata is copied from `tokenizer_gguf` (the base model's GGUF, when the base
+    came from one: fine-tuning never changes the tokenizer) or built from tokenizer.json.
+    """
+    import gguf
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    config = json.loads((merged_dir / "config.json").read_text("utf-8"))
+    if config.get("model_type") != "llama":
+        raise ValueError(f"GGUF export supports llama models, not {config.get('model_type')!r}")
+    n_layer = int(config["num_hidden_layers"])
+    n_head = int(config["num_attention_heads"])
+    n_kv = int(config.get("num_key_value_heads") or n_head)
+    hidden = int(config["hidden_size"])
+    head_dim = int(config.get("head_dim") or hidden // n_head)
+    state: dict[str, Any] = {}
+    for shard in sorted(merged_dir.glob("*.safetensors")):
+        state.update(load_file(str(shard)))
+    if "lm_head.weight" not in state and not config.get("tie_word_embeddings", False):
+        raise ValueError("merged weights have no lm_head")
+
+    arch = gguf.MODEL_ARCH.LLAMA
+    name_map = gguf.get_tensor_name_map(arch, n_layer)
+    tmp = out_path.with_suffix(".tmp")
+    writer = gguf.GGUFWriter(str(tmp), gguf.MODEL_ARCH_NAMES[arch])
+    writer.add_name(merged_dir.parent.name or "twin")
+    writer.add_context_length(int(config.get("max_position_embeddings", 2048)))
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(int(config["intermediate_size"]))
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_kv)
+    writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-5)))
+    rope_theta = config.get("rope_theta") or (config.get("rope_parameters") or {}).get(
+        "rope_theta", 10000.0
+    )
+    writer.add_rope_freq_base(float(rope_theta))
+    writer.add_vocab_size(int(config["vocab_size"]))
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+
+    fields = (
+        _tokenizer_fields_from_gguf(tokenizer_gguf)
+        if tokenizer_gguf and Path(tokenizer_gguf).exists()
+        else _tokenizer_fields_from_hf(merged_dir)
+    )
+    for key, value, (vtype, _sub) in fields:
+        if vtype == gguf.GGUFValueType.ARRAY:
+            writer.add_array(key, value)
+        else:
+            writer.add_key_value(key, value, vtype)
+
+    for hf_name in sorted(state):
+        tensor = state[hf_name].to(torch.float32)
+        if hf_name.endswith("q_proj.weight"):
+            tensor = _permute_qk(tensor, n_head)
+        elif hf_name.endswith("k_proj.weight"):
+            tensor = _permute_qk(tensor, n_kv)
+        mapped = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if mapped is None:
+            log.info("GGUF export: skipping tensor %s", hf_name)
+            continue
+        data = tensor.numpy()
+        # 1-D tensors (norms) stay f32, matrices go to f16, as llama.cpp's converter does.
+        data = data.astype(np.float32 if data.ndim == 1 else np.float16)
+        writer.add_tensor(mapped, data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.rename(out_path)
+    return out_path

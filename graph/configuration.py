@@ -1,0 +1,84 @@
+"""Per-run knobs of the twin graph. Every node reads them with
+`Configuration.from_runnable_config(config)`, so Studio and LangServe callers can change
+them per request (`{"configurable": {"k": 3, "expand_n": 0}}`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Annotated, Any
+
+from langchain_core.runnables import RunnableConfig
+
+from graph import prompts
+
+ALL_COLLECTIONS = ("articles", "posts", "repositories")
+
+
+def _settings_llm_model() -> str:
+    from core.settings import get_settings
+
+    return get_settings().LLM_MODEL
+
+
+def _settings_max_new_tokens() -> int:
+    from core.settings import get_settings
+
+    return get_settings().LLM_MAX_NEW_TOKENS
+
+
+@dataclass(kw_only=True)
+class Configuration:
+    """Retrieval, expansion, generation and prompt settings for one run."""
+
+    k: Annotated[int, {"description": "passages kept after reranking"}] = 5
+    expand_n: Annotated[int, {"description": "alternative query phrasings (0 disables)"}] = 2
+    collections: list[str] = field(default_factory=lambda: list(ALL_COLLECTIONS))
+    fetch_k: Annotated[int, {"description": "candidates per query and collection"}] = 20
+    reranker: str = "auto"
+    author: Annotated[str, {"description": "the twin's author when the request names none"}] = ""
+
+    llm_model: str = field(default_factory=_settings_llm_model)
+    max_new_tokens: int = field(default_factory=_settings_max_new_tokens)
+    temperature: float = 0.7
+    history_messages: Annotated[int, {"description": "prior chat messages in the prompt"}] = 6
+
+    # Self-query: deterministic extraction always runs; the LLM's JSON is used only where it
+    # validates (a real author, a known category/platform, parseable dates).
+    self_query_llm: bool = False
+    self_query_max_new_tokens: int = 64
+    # Expansion is bounded: a token budget and a wall-clock limit, else the original query.
+    expand_max_new_tokens: int = 48
+    expand_timeout_s: float = 4.0
+    fetch_links: bool = True
+    link_max_chars: int = 4000
+
+    self_query_prompt: str = prompts.SELF_QUERY_PROMPT
+    expand_prompt: str = prompts.EXPAND_QUERY_PROMPT
+    system_prompt: str = prompts.SYSTEM_PROMPT
+
+    @classmethod
+    def from_runnable_config(cls, config: RunnableConfig | None = None) -> Configuration:
+        """Build from `config["configurable"]` (ignoring keys that are not fields), on top of
+        the run's LangGraph `context` when a caller (e.g. Studio) passed one."""
+        configurable: dict[str, Any] = (config or {}).get("configurable") or {}
+        names = {f.name for f in fields(cls) if f.init}
+        values: dict[str, Any] = {}
+        context = getattr(configurable.get("__pregel_runtime"), "context", None)
+        if isinstance(context, cls):
+            values.update({name: getattr(context, name) for name in names})
+        elif isinstance(context, dict):
+            values.update({k: v for k, v in context.items() if k in names and v is not None})
+        values.update({k: v for k, v in configurable.items() if k in names and v is not None})
+        if isinstance(values.get("collections"), str):
+            values["collections"] = [c.strip() for c in values["collections"].split(",")]
+        return cls(**values)
+
+    def retriever_config(self) -> dict[str, Any]:
+        """The keys `retrievers.get_retriever(**config)` understands."""
+        return {
+            "k": self.k,
+            "expand_n": self.expand_n,
+            "collections": list(self.collections),
+            "fetch_k": self.fetch_k,
+            "reranker": self.reranker,
+        }

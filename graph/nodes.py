@@ -1,0 +1,391 @@
+"""The twin graph's nodes: async, verb-named, each returns a partial state update.
+
+self_query → expand_query → retrieve (one `Send` per query × collection) → rerank → generate
+"""
+
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Send
+
+from graph import extract
+from graph.configuration import ALL_COLLECTIONS, Configuration
+from graph.prompts import LINK_FAILED_NOTE, SYSTEM_PROMPT, format_context, twin_messages
+from graph.state import RetrieveTask, State, empty_filters
+
+log = logging.getLogger(__name__)
+
+# LangGraph's "messages" stream skips chat-model runs tagged like this: helper-step tokens
+# (self-query JSON, expansions) never reach the user's token stream.
+AUX_TAGS = ["nostream", "twin:aux"]
+FIRST_STAGE_OF = {
+    "dense": "dense",
+    "sparse": "sparse",
+    "rrf": "hybrid",
+    "weighted": "hybrid-weighted",
+    "qdrant-rrf": "qdrant-rrf",
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def _text_of(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return message.text
+
+
+def _last_human(messages: list[AnyMessage]) -> str:
+    for message in reversed(messages or []):
+        if message.type == "human":
+            return _text_of(message).strip()
+    return ""
+
+
+def _chat_model(cfg: Configuration, **overrides: Any) -> Any:
+    from core.llm import get_chat_model
+
+    return get_chat_model(
+        cfg.llm_model,
+        max_new_tokens=overrides.get("max_new_tokens", cfg.max_new_tokens),
+        temperature=overrides.get("temperature", cfg.temperature),
+    )
+
+
+def _aux_config(config: RunnableConfig | None, name: str) -> RunnableConfig:
+    """Child config for a helper LLM call: traced (callbacks kept) but not streamed."""
+    tags = list((config or {}).get("tags") or []) + AUX_TAGS
+    return {"tags": tags, "run_name": name}
+
+
+def _main_text(result: Any, max_chars: int) -> str:
+    """Readable text of a fetched page: the article/main element when there is one."""
+    text = result.text
+    if getattr(result, "is_html", False):
+        from bs4 import BeautifulSoup
+
+        soup = BeautifulSoup(text, "html.parser")
+        for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "aside", "form"]):
+            tag.decompose()
+        root = soup.find("article") or soup.find("main") or soup.body or soup
+        text = root.get_text("\n")
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r"\n\s*\n+", "\n\n", text).strip()
+    return text[:max_chars]
+
+
+def _fetch_link(url: str, max_chars: int) -> tuple[Document | None, str | None]:
+    try:
+        from core.safe_fetch import FetchError, fetch
+    except ImportError as exc:  # the fetcher is part of core; a broken install is a note
+        return None, LINK_FAILED_NOTE.format(url=url, reason=f"fetcher unavailable: {exc}")
+    try:
+        result = fetch(url)
+        text = _main_text(result, max_chars)
+    except FetchError as exc:
+        return None, LINK_FAILED_NOTE.format(url=url, reason=exc.reason)
+    except Exception as exc:  # noqa: BLE001 - a bad page must never crash the request
+        return None, LINK_FAILED_NOTE.format(url=url, reason=str(exc) or type(exc).__name__)
+    if not text:
+        return None, LINK_FAILED_NOTE.format(url=url, reason="no readable text")
+    return (
+        Document(
+            page_content=text,
+            metadata={"link": getattr(result, "final_url", url) or url, "collection": "link",
+                      "title": "", "source": "request link"},
+        ),
+        None,
+    )
+
+
+# ----------------------------------------------------------------------------- nodes
+async def self_query(state: State, *, config: RunnableConfig | None = None) -> dict[str, Any]:
+    """Work out the request and its filters (author, category, platform, dates); fetch
+    any link it contains. A plain `query` input becomes the turn's human message."""
+    cfg = Configuration.from_runnable_config(config)
+    updates: dict[str, Any] = {"documents": "delete", "notes": "delete", "answer": ""}
+    query = (state.get("query") or "").strip()
+    if query:
+        updates["messages"] = [HumanMessage(content=query)]
+        updates["query"] = ""  # consumed: a later turn in the thread must not reuse it
+        request = query
+    else:
+        request = _last_human(state.get("messages") or [])
+    updates["request"] = request
+
+    authors = await asyncio.to_thread(extract.known_authors)
+    filters = extract.extract_filters(request, authors)
+    if cfg.self_query_llm and request:
+        prompt = cfg.self_query_prompt.format(query=extract.search_text(request))
+        try:
+            reply = await _chat_model(
+                cfg, max_new_tokens=cfg.self_query_max_new_tokens, temperature=0.0
+            ).ainvoke(
+                [HumanMessage(content=prompt)],
+                config=_aux_config(config, "self_query_llm"),
+                max_time=cfg.expand_timeout_s,
+            )
+            from_llm = extract.parse_llm_filters(_text_of(reply), authors)
+            # Rules win; the LLM only fills what they left empty (and only validated values).
+            for key, value in from_llm.items():
+                if filters.get(key) is None and value is not None:
+                    filters[key] = value
+        except Exception as exc:  # noqa: BLE001 - the rules' answer stands
+            log.warning("self-query LLM failed: %s", exc)
+    if filters.get("author") is None and cfg.author:
+        filters["author"] = cfg.author
+    updates["filters"] = {**empty_filters(), **filters}
+
+    attachments: list[Document] = []
+    notes: list[str] = []
+    if cfg.fetch_links:
+        for url in extract.find_urls(request)[:3]:
+            doc, note = await asyncio.to_thread(_fetch_link, url, cfg.link_max_chars)
+            if doc is not None:
+                attachments.append(doc)
+            if note:
+                notes.append(note)
+    updates["attachments"] = attachments
+    updates["notes"] = notes
+    return updates
+
+
+def _parse_expansions(text: str, original: str, n: int) -> list[str]:
+    seen = {original.casefold()}
+    out: list[str] = []
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.):]|queries?:)\s*", "", line, flags=re.IGNORECASE)
+        line = line.strip().strip('"').strip("'").strip()
+        if len(line) < 4 or len(line) > 300:
+            continue
+        key = line.casefold()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+        if len(out) >= n:
+            break
+    return out
+
+
+async def expand_query(state: State, *, config: RunnableConfig | None = None) -> dict[str, Any]:
+    """The search query plus up to `expand_n` alternative phrasings from the LLM, bounded by
+    a token budget and a time limit; any failure falls back to the original query."""
+    cfg = Configuration.from_runnable_config(config)
+    author = (state.get("filters") or {}).get("author")
+    original = extract.search_text(state.get("request") or "", author)
+    queries = [original] if original else []
+    if cfg.expand_n > 0 and original:
+        prompt = cfg.expand_prompt.format(n=cfg.expand_n, query=original)
+        started = time.monotonic()
+        try:
+            reply = await asyncio.wait_for(
+                _chat_model(
+                    cfg, max_new_tokens=cfg.expand_max_new_tokens, temperature=0.0
+                ).ainvoke(
+                    [HumanMessage(content=prompt)],
+                    config=_aux_config(config, "expand_query_llm"),
+                    max_time=cfg.expand_timeout_s,
+                ),
+                # The backend stops itself at max_time; this is the hard backstop.
+                timeout=cfg.expand_timeout_s + 30.0,
+            )
+            candidates = _parse_expansions(_text_of(reply), original, cfg.expand_n * 2)
+            queries += (await asyncio.to_thread(_on_topic, original, candidates))[: cfg.expand_n]
+        except Exception as exc:  # noqa: BLE001 - retrieval goes on with the original query
+            log.warning(
+                "query expansion failed after %.1fs (%s); using the original query",
+                time.monotonic() - started,
+                exc,
+            )
+    return {"queries": queries}
+
+
+# A small model's "alternative phrasings" are sometimes about something else entirely;
+# expansions less similar than this (MiniLM cosine) to the request are dropped.
+MIN_EXPANSION_SIMILARITY = 0.4
+
+
+def _on_topic(original: str, candidates: list[str]) -> list[str]:
+    if not candidates:
+        return []
+    from retrievers.encoders import dense_encode
+
+    vectors = dense_encode([original, *candidates])
+    sims = vectors[1:] @ vectors[0]
+    return [c for c, sim in zip(candidates, sims, strict=True) if sim >= MIN_EXPANSION_SIMILARITY]
+
+
+def _collections_for(cfg: Configuration, filters: dict[str, Any]) -> list[str]:
+    """Configured collections narrowed by the category filter (never to nothing)."""
+    chosen = [c.removeprefix("embedded_").removeprefix("cleaned_") for c in cfg.collections]
+    chosen = [c for c in dict.fromkeys(chosen) if c in ALL_COLLECTIONS] or list(ALL_COLLECTIONS)
+    category = filters.get("category")
+    if category in chosen:
+        return [category]
+    return chosen
+
+
+def route_retrieval(state: State, config: RunnableConfig | None = None) -> list[Send]:
+    """Fan out: one `retrieve` branch per (query, collection)."""
+    cfg = Configuration.from_runnable_config(config)
+    filters = dict(state.get("filters") or empty_filters())
+    queries = state.get("queries") or [extract.search_text(state.get("request") or "")]
+    branch_filters = {**filters, "category": None}  # the collection already is the category
+    return [
+        Send("retrieve", RetrieveTask(query=q, collection=c, filters=branch_filters))
+        for q in queries
+        for c in _collections_for(cfg, filters)
+    ]
+
+
+def _first_stage(reranker: str) -> str:
+    """The retriever variant that runs only the first stage of `reranker` (the graph's
+    rerank node does the second stage once, over all branches)."""
+    try:
+        from retrievers.search import resolve_variant
+
+        _, variant = resolve_variant(reranker)
+        return FIRST_STAGE_OF.get(variant.first, "hybrid")
+    except Exception:  # noqa: BLE001 - an unknown name fails loudly in search itself
+        return reranker
+
+
+def _filter_keys(filters: dict[str, Any]) -> dict[str, Any]:
+    """Filters as top-level retriever config keys (`author`, `category`, …)."""
+    return {k: filters.get(k) for k in ("author", "category", "platform", "date_from", "date_to")}
+
+
+def _search(queries: list[str], config: dict[str, Any]) -> list[Document]:
+    try:
+        from retrievers import search_many
+    except ImportError:
+        from retrievers.search import search_many
+    return search_many(queries, config)
+
+
+def _rerank(query: str, docs: list[Document], k: int, reranker: str) -> list[Document]:
+    try:
+        from retrievers import rerank
+    except ImportError:
+        from retrievers.search import rerank
+    return rerank(query, docs, k, reranker)
+
+
+async def retrieve(task: RetrieveTask, *, config: RunnableConfig | None = None) -> dict[str, Any]:
+    """One branch: search one collection for one query; results merge into `documents`."""
+    cfg = Configuration.from_runnable_config(config)
+    search_config = {
+        "k": cfg.fetch_k,
+        "fetch_k": cfg.fetch_k,
+        "collections": [task["collection"]],
+        "reranker": _first_stage(cfg.reranker),
+        **_filter_keys(task["filters"]),
+    }
+    docs = await asyncio.to_thread(_search, [task["query"]], search_config)
+    return {"documents": docs}
+
+
+async def rerank(state: State, *, config: RunnableConfig | None = None) -> dict[str, Any]:
+    """Keep the top k of everything retrieved, scored against the user's own request.
+    Nothing found under strict filters → retry with the author alone, then with none."""
+    cfg = Configuration.from_runnable_config(config)
+    query = (state.get("queries") or [extract.search_text(state.get("request") or "")])[0]
+    docs = list(state.get("documents") or [])
+    filters = dict(state.get("filters") or empty_filters())
+    notes: list[str] = []
+    if not docs and query and any(v is not None for v in filters.values()):
+        relaxed_steps = []
+        if any(filters.get(k) for k in ("category", "platform", "date_from", "date_to")):
+            relaxed_steps.append({**empty_filters(), "author": filters.get("author")})
+        relaxed_steps.append(empty_filters())
+        for relaxed in relaxed_steps:
+            docs = await asyncio.to_thread(
+                _search,
+                state.get("queries") or [query],
+                {
+                    "k": cfg.fetch_k,
+                    "fetch_k": cfg.fetch_k,
+                    "collections": list(cfg.collections),
+                    "reranker": _first_stage(cfg.reranker),
+                    **_filter_keys(relaxed),
+                },
+            )
+            if docs:
+                kept = {k: v for k, v in relaxed.items() if v is not None}
+                notes.append(
+                    f"nothing matched the filters {_compact(filters)}; searched with "
+                    f"{_compact(kept) if kept else 'no filters'} instead"
+                )
+                break
+    context = await asyncio.to_thread(_rerank, query, docs, cfg.k, cfg.reranker) if docs else []
+    update: dict[str, Any] = {"context": list(state.get("attachments") or []) + context}
+    if notes:
+        update["notes"] = notes
+    return update
+
+
+def _compact(filters: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None) or "none"
+
+
+def _history(state: State, limit: int) -> list[dict[str, str]]:
+    """Prior turns (user/assistant) before this turn's request, the latest `limit`."""
+    messages = [m for m in state.get("messages") or [] if m.type in ("human", "ai")]
+    if messages and messages[-1].type == "human":
+        messages = messages[:-1]
+    turns = [
+        {"role": "user" if m.type == "human" else "assistant", "content": _text_of(m)}
+        for m in messages
+        if _text_of(m).strip()
+    ]
+    return turns[-limit:] if limit > 0 else []
+
+
+def build_messages(state: State, cfg: Configuration) -> list[dict[str, str]]:
+    """The twin prompt for this turn: `core.prompts.twin_messages`, the training format."""
+    context_docs = state.get("context") or []
+    context = format_context([d.page_content for d in context_docs])
+    author = (state.get("filters") or {}).get("author") or cfg.author or ""
+    messages = twin_messages(
+        state.get("request") or "",
+        context=context,
+        author=author,
+        history=_history(state, cfg.history_messages),
+    )
+    if cfg.system_prompt != SYSTEM_PROMPT:
+        messages[0]["content"] = cfg.system_prompt.replace("{author}", author or "the author")
+    return messages
+
+
+def _to_lc(messages: list[dict[str, str]]) -> list[BaseMessage]:
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[m["role"]](content=m["content"]) for m in messages]
+
+
+async def generate(state: State, *, config: RunnableConfig | None = None) -> dict[str, Any]:
+    """Write the answer in the author's voice from the request, context and chat history.
+    Tokens stream through the chat model's callbacks (LangServe `/stream_events`,
+    LangGraph `stream_mode="messages"`)."""
+    cfg = Configuration.from_runnable_config(config)
+    if not (state.get("request") or "").strip():
+        message = AIMessage(content="Send a request (a question or what to write) to get an answer.")
+        return {"answer": message.content, "messages": [message]}
+    messages = build_messages(state, cfg)
+    reply = await _chat_model(cfg).ainvoke(_to_lc(messages), config=config)
+    answer = _text_of(reply).strip()
+    message = AIMessage(content=answer, id=reply.id, response_metadata={"model": cfg.llm_model})
+    return {"answer": answer, "messages": [message]}

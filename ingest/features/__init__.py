@@ -1,0 +1,14 @@
+"""The feature pipeline: clean → chunk → embed → Qdrant, kept in sync with the warehouse."""
+
+from ingest.features.chunking import chunk_document
+from ingest.features.cleaning import clean_document
+from ingest.features.sync import SyncReport, delete_document_points, sync, vector_counts
+
+__all__ = [
+    "SyncReport",
+    "chunk_document",
+    "clean_document",
+    "delete_document_points",
+    "sync",
+    "vector_counts",
+]

@@ -1,0 +1,322 @@
+"""The twin graph end to end on a small seeded corpus with the real offline model
+(int8 CPU backend, small token budgets), plus its deterministic parts."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+
+AUTHORS = ["Paul Iusztin", "Maya Lindqvist"]
+CORPUS = [
+    {
+        "author": "Paul Iusztin",
+        "category": "posts",
+        "platform": "linkedin",
+        "title": "RAG in one post",
+        "published_at": "2024-05-02T00:00:00+00:00",
+        "content": "Retrieval-augmented generation grounds an LLM in your own documents: "
+        "chunk them, embed the chunks, search the vector store, then generate.",
+    },
+    {
+        "author": "Paul Iusztin",
+        "category": "articles",
+        "platform": "medium",
+        "title": "Qdrant payload filters",
+        "published_at": "2023-01-10T00:00:00+00:00",
+        "content": "Qdrant stores vectors with payloads. Filtering on author and publication "
+        "date keeps semantic search precise when many people share one index.",
+    },
+    {
+        "author": "Maya Lindqvist",
+        "category": "posts",
+        "platform": "linkedin",
+        "title": "Sourdough Sundays",
+        "published_at": "2024-03-03T00:00:00+00:00",
+        "content": "I bake sourdough every Sunday. The starter needs feeding twice a day and "
+        "a warm corner of the kitchen.",
+    },
+    {
+        "author": "Maya Lindqvist",
+        "category": "articles",
+        "platform": "substack",
+        "title": "Fermentation notes",
+        "published_at": "2022-09-12T00:00:00+00:00",
+        "content": "Wild yeast and lactic bacteria give sourdough bread its sour taste; "
+        "longer cold fermentation deepens the flavour.",
+    },
+]
+FAST = {"max_new_tokens": 16, "temperature": 0.0, "expand_n": 0}
+
+
+@pytest.fixture(scope="module")
+def _llm_backend() -> None:
+    """Pin the CI backend (in-process int8) even where llama.cpp happens to be built."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LLM_BACKEND", "torch-int8")
+    yield
+    mp.undo()
+
+
+@pytest.fixture
+def corpus(data_dir: Path, _llm_backend: None) -> Path:
+    from core.domain import User
+    from core.warehouse import get_warehouse
+    from graph.extract import clear_author_cache
+    from retrievers.seed import make_chunks, seed_chunks
+    from retrievers.store import get_qdrant_client
+
+    chunks = []
+    for doc in CORPUS:
+        doc = dict(doc)
+        chunks += make_chunks(doc.pop("content"), **doc)
+    seed_chunks(get_qdrant_client(), chunks)
+    with get_warehouse() as wh:
+        for name in AUTHORS:
+            wh.upsert("users", User.from_full_name(name).model_dump(by_alias=True))
+    clear_author_cache()
+    yield data_dir
+    clear_author_cache()
+
+
+# ------------------------------------------------------------------ deterministic parts
+def test_extract_filters_from_requests() -> None:
+    from graph.extract import extract_filters, find_dates, search_text
+
+    f = extract_filters("I am Paul Iusztin. Write a LinkedIn post about RAG", AUTHORS)
+    assert f == {
+        "author": "Paul Iusztin",
+        "category": "posts",
+        "platform": None,  # "a LinkedIn post" is the output format, not a source
+        "date_from": None,
+        "date_to": None,
+    }
+    f = extract_filters("summarise my Medium articles from 2023", AUTHORS)
+    assert (f["category"], f["platform"], f["date_from"], f["date_to"]) == (
+        "articles",
+        "medium",
+        "2023-01-01",
+        "2023-12-31",
+    )
+    assert extract_filters("a post like Lindqvist's", AUTHORS)["author"] == "Maya Lindqvist"
+    assert extract_filters("I'm Maya, write about bread", AUTHORS)["author"] == "Maya Lindqvist"
+    assert extract_filters("write like Jane Doe", AUTHORS)["author"] is None  # not a real author
+    today = date(2026, 6, 1)
+    assert find_dates("since March 2023", today) == ("2023-03-01", None)
+    assert find_dates("before 2022", today) == (None, "2021-12-31")
+    assert find_dates("between 2020 and May 2022", today) == ("2020-01-01", "2022-05-31")
+    assert find_dates("last year", today) == ("2025-01-01", "2025-12-31")
+    assert search_text("I am Paul Iusztin. Write about https://x.test/a RAG", "Paul Iusztin") == (
+        "Write about RAG"
+    )
+
+
+def test_llm_filters_are_validated() -> None:
+    from graph.extract import parse_llm_filters
+
+    raw = 'Sure! {"author": "paul iusztin", "category": "poems", "platform": "linkedin", ' \
+        '"date_from": "2024-01-01", "date_to": "soon"}'
+    assert parse_llm_filters(raw, AUTHORS) == {
+        "author": "Paul Iusztin",
+        "category": None,
+        "platform": "linkedin",
+        "date_from": "2024-01-01",
+        "date_to": None,
+    }
+    assert parse_llm_filters("no json here", AUTHORS)["author"] is None
+
+
+def test_documents_reducer_merges_fan_out_results() -> None:
+    from graph.state import merge_documents
+
+    a = Document("alpha", metadata={"chunk_id": "1", "score": 0.2})
+    a_better = Document("alpha", metadata={"chunk_id": "1", "score": 0.9})
+    b = Document("beta", metadata={"chunk_id": "2", "score": 0.5})
+    merged = merge_documents([a], [b, a_better])
+    assert [d.metadata["chunk_id"] for d in merged] == ["1", "2"]
+    assert merged[0].metadata["score"] == 0.9
+    assert merge_documents(merged, "delete") == []
+
+
+def test_configuration_from_runnable_config(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    from core.settings import reset_settings
+    from graph.configuration import Configuration
+
+    monkeypatch.setenv("LLM_MODEL", "offline:SmolLM2-135M-Instruct")
+    reset_settings()
+    cfg = Configuration.from_runnable_config(
+        {"configurable": {"k": 3, "expand_n": 0, "collections": "posts,articles", "junk": 1}}
+    )
+    assert (cfg.k, cfg.expand_n, cfg.collections) == (3, 0, ["posts", "articles"])
+    assert cfg.llm_model == "offline:SmolLM2-135M-Instruct"
+    assert Configuration.from_runnable_config(None).k == 5
+
+
+def test_schemas_are_serialisable_for_langserve() -> None:
+    import json
+
+    from fastapi import FastAPI
+    from langserve import add_routes
+
+    from graph import graph
+
+    json.dumps(graph.get_input_jsonschema())
+    json.dumps(graph.get_output_jsonschema())
+    out_props = graph.get_output_jsonschema()["properties"]
+    assert {"answer", "filters", "queries", "context"} <= set(out_props)
+    add_routes(FastAPI(), graph, path="/twin")
+
+
+# ------------------------------------------------------------------ the real graph
+@pytest.mark.slow
+async def test_graph_answers_with_filters_and_context(corpus: Path) -> None:
+    from langchain_core.messages import AIMessage
+
+    from graph import graph
+
+    out = await graph.ainvoke(
+        {"messages": [("user", "I am Paul Iusztin. Write a LinkedIn post about RAG")]},
+        {"configurable": {**FAST, "k": 3}},
+    )
+    assert isinstance(out["answer"], str) and out["answer"]
+    assert out["filters"]["author"] == "Paul Iusztin"
+    assert out["filters"]["category"] == "posts"
+    assert out["queries"] == ["Write a LinkedIn post about RAG"]
+    assert out["context"] and all(
+        d.metadata["author_full_name"] == "Paul Iusztin" for d in out["context"]
+    )
+    assert out["context"][0].metadata["title"] == "RAG in one post"
+    assert isinstance(out["messages"][-1], AIMessage)
+    assert out["messages"][-1].content == out["answer"]
+
+
+@pytest.mark.slow
+async def test_fan_out_sends_one_branch_per_query_and_collection(corpus: Path) -> None:
+    from graph import graph
+
+    branches = 0
+    final = {}
+    async for mode, chunk in graph.astream(
+        {"query": "sourdough starter feeding"},
+        {"configurable": {**FAST, "expand_n": 2, "expand_max_new_tokens": 32}},
+        stream_mode=["updates", "values"],
+    ):
+        if mode == "updates":
+            branches += sum(1 for node in chunk if node == "retrieve")
+        else:
+            final = chunk
+    assert 1 <= len(final["queries"]) <= 3
+    assert final["queries"][0] == "sourdough starter feeding"
+    assert branches == len(final["queries"]) * 3  # queries × the three collections
+    assert {d.metadata["author_full_name"] for d in final["context"][:1]} == {"Maya Lindqvist"}
+
+
+@pytest.mark.slow
+async def test_threads_keep_the_conversation(corpus: Path) -> None:
+    from graph import graph
+    from graph.configuration import Configuration
+    from graph.nodes import build_messages
+
+    config = {"configurable": {**FAST, "thread_id": "conversation-1"}}
+    first = await graph.ainvoke({"query": "Write a post about sourdough as Maya Lindqvist"}, config)
+    second = await graph.ainvoke({"messages": [("user", "Make it shorter.")]}, config)
+    assert [m.type for m in second["messages"]] == ["human", "ai", "human", "ai"]
+    state = (await graph.aget_state(config)).values
+    prompt = build_messages(state, Configuration.from_runnable_config(config))
+    assert prompt[1] == {"role": "user", "content": "Write a post about sourdough as Maya Lindqvist"}
+    assert prompt[2] == {"role": "assistant", "content": first["answer"]}
+    assert prompt[-1]["content"].endswith("Request: Make it shorter.")
+    # A run without a thread id is stateless rather than an error.
+    solo = await graph.ainvoke({"query": "Make it shorter."}, {"configurable": FAST})
+    assert [m.type for m in solo["messages"]] == ["human", "ai"]
+
+
+@pytest.mark.slow
+async def test_answer_tokens_stream_from_generate_only(corpus: Path) -> None:
+    from graph import graph
+
+    nodes = []
+    async for chunk, meta in graph.astream(
+        {"query": "bread fermentation"},
+        {"configurable": {**FAST, "expand_n": 1}},
+        stream_mode="messages",
+    ):
+        if chunk.content and chunk.type == "AIMessageChunk":
+            nodes.append(meta["langgraph_node"])
+    assert len(nodes) > 1  # incremental tokens
+    assert set(nodes) == {"generate"}  # helper LLM calls (expansion) are not streamed
+
+
+@pytest.mark.slow
+async def test_strict_filters_relax_with_a_note(corpus: Path) -> None:
+    from graph import graph
+
+    out = await graph.ainvoke(
+        {"query": "Paul Iusztin's code from my GitHub about vector search"},
+        {"configurable": FAST},
+    )
+    assert out["filters"]["platform"] == "github"
+    assert out["context"]  # found without the impossible filters
+    assert any("nothing matched the filters" in n for n in out["notes"])
+
+
+class _Page(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/robots.txt":
+            body, status, kind = b"User-agent: *\nAllow: /\n", 200, "text/plain"
+        elif self.path == "/launch":
+            body = (
+                b"<html><head><title>Launch</title><script>var x=1;</script></head><body>"
+                b"<nav>Home | About</nav><article><h1>Launch day</h1><p>We shipped the "
+                b"zebra-striped vector cache today.</p></article><footer>(c)</footer></body></html>"
+            )
+            status, kind = 200, "text/html; charset=utf-8"
+        else:
+            body, status, kind = b"gone", 404, "text/plain"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.slow
+async def test_links_in_the_request_join_the_context(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.settings import reset_settings
+    from graph import graph
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("CRAWL_ALLOW_HOSTS", '["127.0.0.1"]')
+    monkeypatch.setenv("CRAWL_MIN_INTERVAL_S", "0")
+    monkeypatch.setenv("CRAWL_RETRIES", "1")
+    reset_settings()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        out = await graph.ainvoke(
+            {"query": f"Write a post based on {base}/launch"}, {"configurable": FAST}
+        )
+        linked = [d for d in out["context"] if d.metadata.get("collection") == "link"]
+        assert linked and "zebra-striped vector cache" in linked[0].page_content
+        assert "var x" not in linked[0].page_content and "Home | About" not in linked[0].page_content
+        assert out["queries"] == ["Write a post based on"]
+        out = await graph.ainvoke(
+            {"query": f"Write a post based on {base}/missing"}, {"configurable": FAST}
+        )
+        assert out["answer"]
+        assert any(f"{base}/missing" in n and "404" in n for n in out["notes"])
+        out = await graph.ainvoke(
+            {"query": "Summarise http://10.1.2.3/internal please"}, {"configurable": FAST}
+        )
+        assert any("10.1.2.3" in n for n in out["notes"])  # SSRF rules: refused, not fetched
+    finally:
+        server.shutdown()

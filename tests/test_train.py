@@ -1,0 +1,208 @@
+"""LoRA SFT end to end on a tiny corpus with the offline model: loss, tracker, registry,
+merge/int8/GGUF exports, train/serve prompt parity, the real gate, DPO and watch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finetune import demo_corpus
+
+AUTHOR = demo_corpus.AUTHOR
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One CLI-driven build + 6-step LoRA run shared by this module's tests."""
+    from conftest import SHARED_MODELS_CACHE
+
+    from core.settings import reset_settings
+    from finetune.cli import main
+    from retrievers.store import close_qdrant_client, get_qdrant_client
+
+    root = tmp_path_factory.mktemp("train")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("LLM_BASE_URL", "QDRANT_URL", "MLFLOW_TRACKING_URI"):
+            mp.delenv(var, raising=False)
+        mp.setenv("DATA_DIR", str(root / "data"))
+        mp.setenv("MODELS_CACHE_DIR", str(SHARED_MODELS_CACHE))
+        mp.setenv("EVALS_GATE_RAG_LIMIT", "0")  # the gate's voice check only: no RAG graph runs
+        close_qdrant_client()
+        reset_settings()
+        demo_corpus.seed_cleaned(get_qdrant_client(), demo_corpus.corpus(n_topics=2))
+        import io
+        from contextlib import redirect_stdout
+
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert main(["dataset", "build", "--author", AUTHOR, "--no-llm", "--json"]) == 0
+        built = json.loads(out.getvalue())
+        out = io.StringIO()
+        with redirect_stdout(out):
+            code = main(
+                ["train", "--author", AUTHOR, "--max-steps", "6", "--seq-len", "128",
+                 "--batch-size", "2", "--lr", "1e-3", "--json"]
+            )  # fmt: skip
+        assert code == 0
+        result = json.loads(out.getvalue())
+        result["dataset"] = built["instruct"]
+        yield result
+        close_qdrant_client()
+        reset_settings()
+
+
+def test_training_reduces_loss(trained):
+    metrics = trained["metrics"]
+    assert metrics["train/perplexity"] < metrics["train/base_perplexity"]
+    assert metrics["eval/perplexity"] < metrics["eval/base_perplexity"]
+    assert metrics["train/tokens_per_s"] > 0
+    assert trained["dataset_version"] == trained["dataset"]["version"]
+
+
+def test_tracker_holds_the_run(trained):
+    from finetune.tracking import get_run
+
+    run = get_run(trained["run_id"])
+    assert run["status"] == "FINISHED"
+    assert run["params"]["dataset_version"] == trained["dataset_version"]
+    assert run["params"]["max_steps"] == "6"
+    assert [step for step, _ in run["history"]["train/loss"]] == list(range(1, 7))
+    assert run["metrics"]["eval/base_perplexity"] == pytest.approx(
+        trained["metrics"]["eval/base_perplexity"]
+    )
+    assert run["tags"]["registry_version"] == trained["version"]
+    assert {"adapter", "manifest.json"} <= set(run["artifacts"])
+
+
+def test_registry_version_and_exports(trained):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from core.models import load_causal_lm, resolve_llm_path
+    from core.registry import get_registry
+    from finetune.export import load_int8
+
+    registry = get_registry()
+    version = registry.resolve("registry:twin@candidate")
+    assert version.version == trained["version"]
+    manifest = version.manifest
+    assert manifest["dataset_version"] == trained["dataset_version"]
+    assert manifest["base_model"] == "offline:SmolLM2-135M-Instruct"
+    assert manifest["tracking"]["run_id"] == trained["run_id"]
+    assert "accepted" not in registry.tags("twin")
+
+    # Adapter saves/loads/merges: merged logits match base+adapter logits.
+    assert manifest["metrics"]["export/merge_max_abs_diff"] < 1e-3
+    merged, tokenizer = load_causal_lm(str(version.artifact("merged")))
+    base = AutoModelForCausalLM.from_pretrained(
+        resolve_llm_path("offline:SmolLM2-135M-Instruct"), dtype=torch.float32
+    )
+    with_adapter = PeftModel.from_pretrained(base, str(version.artifact("adapter"))).eval()
+    enc = tokenizer("Here is the thing about retries", return_tensors="pt")
+    with torch.no_grad():
+        diff = (with_adapter(**enc).logits - merged(**enc).logits).abs().max().item()
+    assert diff < 1e-3
+
+    # The int8 export rebuilds without retraining and generates text.
+    assert version.artifact("int8").exists()
+    model, tok = load_int8(version.artifact("quantized"))
+    out = model.generate(**enc, max_new_tokens=8, do_sample=False)
+    assert tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+    # GGUF (llama architecture): transformers reads it back to the merged model's logits.
+    gguf = version.artifact("gguf")
+    assert gguf and gguf.exists()
+    from_gguf = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
+    with torch.no_grad():
+        a, b = merged(**enc).logits, from_gguf(**enc).logits
+    assert (a.argmax(-1) == b.argmax(-1)).float().mean() > 0.9
+    assert (a - b).abs().max().item() < 0.5  # f16 weights
+
+
+def test_serving_prompt_equals_training_prompt(trained):
+    from core.models import load_causal_lm
+    from core.prompts import render_prompt, twin_messages
+    from finetune.train import encode_example
+
+    _, tokenizer = load_causal_lm("offline:SmolLM2-135M-Instruct")
+    instruction = "Write a LinkedIn post about boring retries."
+    answer = "Here is the thing: retries should be boring."
+    item = encode_example(tokenizer, instruction, answer, "", AUTHOR, 512)
+    serving = render_prompt(tokenizer, twin_messages(instruction, "", AUTHOR))
+    serving_ids = tokenizer(serving, add_special_tokens=False)["input_ids"]
+    n = len(serving_ids)
+    assert item["input_ids"][:n] == serving_ids
+    assert item["labels"][:n] == [-100] * n  # no loss on the prompt
+    completion = tokenizer.decode(item["input_ids"][n:])
+    assert completion == answer + tokenizer.eos_token
+    assert item["labels"][n:] == item["input_ids"][n:]
+
+
+def test_promote_runs_the_real_gate(trained):
+    from core.registry import get_registry
+    from finetune.registry import PromotionRefused, promote
+
+    try:
+        result = promote("twin", trained["version"])
+    except PromotionRefused as exc:
+        gate, promoted = exc.gate, False
+    else:
+        gate, promoted = result["gate"], True
+    assert gate["reasons"]
+    assert gate["promote"] is promoted
+    tags = get_registry().tags("twin")
+    assert (tags.get("accepted") == trained["version"]) is promoted
+    if promoted:
+        assert tags["history"][-1]["gate"]["promote"] is True
+        assert tags["history"][-1]["forced"] is False
+
+
+def test_dpo_on_preference_dataset(trained):
+    from finetune.datasets import BuildParams, build_preference_dataset
+    from finetune.tracking import get_run
+    from finetune.train import TrainConfig, train
+
+    pref = build_preference_dataset(AUTHOR, params=BuildParams(), use_llm=False)
+    assert len(pref.load()["train"]) > 0
+    result = train(
+        TrainConfig(author=AUTHOR, method="dpo", max_steps=2, seq_len=128, batch_size=2,
+                    learning_rate=1e-4, register=False, eval_max_examples=2)
+    )  # fmt: skip
+    assert result.dataset_version == pref.version
+    assert len(result.losses) == 2
+    run = get_run(result.run_id)
+    assert run["status"] == "FINISHED" and run["params"]["method"] == "dpo"
+    assert "train/loss" in run["history"]
+    assert "eval/rewards_accuracies" in run["metrics"]
+
+
+def test_watch_once_trains_gates_then_idles(trained, capsys):
+    from finetune.cli import main
+
+    args = [
+        "watch",
+        "--once",
+        "--no-llm",
+        "--max-steps",
+        "2",
+        "--seq-len",
+        "128",
+        "--no-gguf",
+        "--json",
+    ]
+    capsys.readouterr()
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert [r["author"] for r in first] == [AUTHOR]
+    assert first[0]["status"] in ("promoted", "refused")
+    assert first[0]["gate"]["reasons"]
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second[0]["status"] == "up-to-date"
+    assert Path(trained["path"]).exists()
