@@ -22,7 +22,7 @@ Routes
 Auth: when TWIN_API_KEY is set every route but /health needs `X-API-Key: KEY` or
 `Authorization: Bearer KEY` (browsers: HTTP Basic with KEY as the password, so the
 playground works). Limits: body size (413), message count/length (422), max_new_tokens
-capped at LLM_MAX_NEW_TOKENS. Nothing loads at import: models load on first use (and in a
+capped at LLM_MAX_NEW_TOKENS and other per-run knobs clamped (`_knob_limits`). Nothing loads at import: models load on first use (and in a
 background warm-up started with the server).
 """
 
@@ -31,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import hmac
 import json
 import logging
 import sys
 import threading
+import time
 import typing
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -207,13 +209,36 @@ class FeedbackIn(BaseModel):
 
 
 # ------------------------------------------------------------------------------- helpers
+_MODEL_INFO_TTL_S = 30.0
+_model_info_cache: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
+
+
 def model_info() -> dict[str, Any]:
-    """Which model answers: the configured ref and what it resolves to (cheap, no loading)."""
+    """Which model answers: the configured ref and what it resolves to (no loading).
+
+    Cached for a few seconds: it is reported on every request (trace metadata, response).
+    """
     settings = get_settings()
+    key = (settings.LLM_MODEL, settings.LLM_BASE_URL, str(settings.DATA_DIR))
+    cached = _model_info_cache.get(key)
+    if cached and time.monotonic() - cached[0] < _MODEL_INFO_TTL_S:
+        return dict(cached[1])
+    info = _resolve_model_info(settings)
+    _model_info_cache[key] = (time.monotonic(), info)
+    return dict(info)
+
+
+def _resolve_model_info(settings: Any) -> dict[str, Any]:
     ref = settings.LLM_MODEL
-    info: dict[str, Any] = {"ref": ref, "version": None, "backend": "in-process"}
+    info: dict[str, Any] = {"ref": ref, "version": None, "backend": None}
+    try:
+        from core.llm import choose_backend
+
+        info["backend"] = choose_backend(ref)  # openai / llamacpp / torch-int8 / torch-fp32
+    except Exception as exc:  # noqa: BLE001 - health reports, never raises
+        info["backend_error"] = str(exc)
     if settings.LLM_BASE_URL:
-        info.update(backend="openai-compatible", base_url=settings.LLM_BASE_URL)
+        info["base_url"] = settings.LLM_BASE_URL
         return info
     if ref.startswith("registry:"):
         from core.registry import RegistryError, get_registry
@@ -253,6 +278,7 @@ def _with_handler(callbacks: Any, handler: Any) -> Any:
     return [handler]
 
 
+@functools.lru_cache(maxsize=1)
 def _configuration_specs() -> list[ConfigurableFieldSpec]:
     """`config.configurable` keys LangServe accepts: the graph Configuration's fields."""
     specs = [
@@ -302,6 +328,33 @@ class LenientSerializer(WellKnownLCSerializer):
         return orjson.dumps(obj, default=_lenient_default)
 
 
+def _knob_limits() -> dict[str, tuple[float, float]]:
+    """Bounds on per-run knobs a caller may send; generation budgets capped by settings."""
+    cap = get_settings().LLM_MAX_NEW_TOKENS
+    return {
+        "max_new_tokens": (1, cap),
+        "self_query_max_new_tokens": (1, cap),
+        "expand_max_new_tokens": (1, cap),
+        "k": (1, 20),
+        "fetch_k": (1, 200),
+        "expand_n": (0, 5),
+        "history_messages": (0, 50),
+        "temperature": (0.0, 2.0),
+        "expand_timeout_s": (0.0, 30.0),
+        "link_max_chars": (0, 20_000),
+    }
+
+
+def _clamp_knobs(configurable: dict[str, Any]) -> dict[str, Any]:
+    """Clamp numeric knobs into their bounds (a request never buys unbounded work)."""
+    out = dict(configurable)
+    for name, (low, high) in _knob_limits().items():
+        value = out.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = type(value)(max(low, min(value, high)))
+    return out
+
+
 def _run_sync(coro: Any) -> Any:
     try:
         asyncio.get_running_loop()
@@ -322,9 +375,9 @@ def _run_sync(coro: Any) -> Any:
 class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
     """The graph as a chat runnable: messages/query in, the answer (streamed) out.
 
-    Each run: one Opik trace (when configured), a fresh checkpointer thread unless the
-    caller names one, max_new_tokens capped, and a record in the feedback store so
-    `/feedback` can name the run later.
+    Each run: one Opik trace (when configured), stateless unless the caller names a
+    `thread_id`, per-run knobs clamped, and a record in the feedback store so `/feedback`
+    can name the run later.
     """
 
     name: str = "twin"
@@ -360,7 +413,7 @@ class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
-        return _configuration_specs()
+        return list(_configuration_specs())
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AIMessage:
         return _run_sync(self.ainvoke(input, config, **kwargs))
@@ -388,10 +441,7 @@ class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
         run_id = str(config["run_id"])
         configurable = dict(config.get("configurable") or {})
         thread_id = configurable.get("thread_id") or ""  # none: a stateless run
-        cap = get_settings().LLM_MAX_NEW_TOKENS
-        if configurable.get("max_new_tokens") is not None:
-            configurable["max_new_tokens"] = max(1, min(int(configurable["max_new_tokens"]), cap))
-        config["configurable"] = configurable
+        config["configurable"] = _clamp_knobs(configurable)
         model = model_info()
         tracer = tracing.new_tracer(
             metadata={

@@ -21,8 +21,112 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+for key, value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
     os.environ.setdefault(key, value)
+
+
+def scale_latency(n_chunks: int, n_queries: int = 30) -> list[dict]:
+    """First-stage latency per variant on `n_chunks` synthetic points (3 collections).
+
+    Points get random unit dense vectors and Zipf-distributed sparse term weights (what
+    matters for local-mode cost is the number of points and non-zeros, not the text);
+    queries are the eval questions through the real encoders. Encoding is timed apart.
+    """
+    import shutil
+    import statistics
+    import tempfile
+    import time
+    import uuid
+
+    import numpy as np
+    from qdrant_client import QdrantClient, models
+
+    from evals.retrieval import load_questions
+    from retrievers.encoders import embedding_dimension
+    from retrievers.filters import ALL_COLLECTIONS, SearchFilters
+    from retrievers.search import encode_queries, first_stage
+    from retrievers.store import DENSE_VECTOR, SPARSE_VECTOR, ensure_collections
+
+    rng = np.random.default_rng(0)
+    dim = embedding_dimension()
+    tmp = tempfile.mkdtemp(prefix="twin-rerank-scale-")
+    client = QdrantClient(path=tmp)
+    authors = ["Maya Lindqvist", "Tomás Okafor", "Jonas Weber", "Priya Raman"]
+    try:
+        ensure_collections(client, dim)
+        per = n_chunks // len(ALL_COLLECTIONS)
+        for name in ALL_COLLECTIONS:
+            for start in range(0, per, 1000):
+                points = []
+                for _ in range(min(1000, per - start)):
+                    vec = rng.normal(size=dim).astype(np.float32)
+                    vec /= np.linalg.norm(vec)
+                    terms = np.unique(rng.zipf(1.3, size=90) % 30000 + 1000)[:70]
+                    author = authors[int(rng.integers(len(authors)))]
+                    points.append(
+                        models.PointStruct(
+                            id=str(uuid.uuid4()),
+                            vector={
+                                DENSE_VECTOR: vec.tolist(),
+                                SPARSE_VECTOR: models.SparseVector(
+                                    indices=terms.tolist(),
+                                    values=rng.uniform(0.5, 2.0, size=len(terms)).tolist(),
+                                ),
+                            },
+                            payload={
+                                "author_full_name": author,
+                                "author_id": author,
+                                "platform": "medium",
+                                "category": name.removeprefix("embedded_"),
+                                "published_at": "2024-01-01T00:00:00+00:00",
+                                "content": "x",
+                            },
+                        )
+                    )
+                client.upsert(name, points=points, wait=True)
+        questions = [q.question for q in load_questions()][:n_queries]
+        t0 = time.perf_counter()
+        encoded = [encode_queries([q]) for q in questions]
+        dense = [e[0][0] for e in encoded]
+        sparse = [e[1][0] for e in encoded]
+        encode_ms = (time.perf_counter() - t0) * 1000 / len(questions)
+        rows = []
+        for mode, label in (
+            ("dense", "dense"),
+            ("sparse", "sparse"),
+            ("rrf", "hybrid"),
+            ("qdrant-rrf", "qdrant-rrf"),
+        ):
+            for filtered in (False, True):
+                qfilter = (
+                    SearchFilters.from_config({"author": "Maya Lindqvist"}).to_qdrant()
+                    if filtered
+                    else None
+                )
+                times = []
+                for d, sp in zip(dense, sparse, strict=True):
+                    t = time.perf_counter()
+                    first_stage(client, ALL_COLLECTIONS, d.tolist(), sp, qfilter, 20, mode)
+                    times.append((time.perf_counter() - t) * 1000)
+                times.sort()
+                rows.append(
+                    {
+                        "variant": label,
+                        "filtered": filtered,
+                        "chunks": n_chunks,
+                        "p50_ms": round(statistics.median(times), 1),
+                        "p95_ms": round(times[int(0.95 * len(times)) - 1], 1),
+                        "encode_ms": round(encode_ms, 1),
+                    }
+                )
+        return rows
+    finally:
+        client.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -30,7 +134,26 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--variants", nargs="*", default=None)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--scale", type=int, default=0, help="also time the first stage on N chunks"
+    )
+    parser.add_argument("--scale-only", action="store_true")
     args = parser.parse_args()
+    if args.scale:
+        rows = scale_latency(args.scale)
+        print(
+            f"first stage on {args.scale} synthetic chunks, query encoding "
+            f"{rows[0]['encode_ms']} ms/query (not included):"
+        )
+        print("| variant | filter | p50 ms | p95 ms |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['variant']} | {'author' if r['filtered'] else '-'} "
+                f"| {r['p50_ms']} | {r['p95_ms']} |"
+            )
+        if args.scale_only:
+            return
 
     from core.settings import get_settings
     from evals.retrieval import evaluate, seeded_store
@@ -46,7 +169,12 @@ def main() -> None:
             res["name"] = name
             results.append(res)
             if not args.json:
-                print(f"  measured {name}", file=sys.stderr)
+                print(
+                    f"  measured {name}: recall@{args.k} {res[f'recall@{args.k}']} "
+                    f"mrr {res['mrr']} p50 {res['latency_ms_p50']} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -60,6 +188,8 @@ def main() -> None:
             f"| {label} | {r[f'recall@{k}']:.3f} | {r['mrr']:.3f} | {r[f'hit@{k}']:.3f} "
             f"| {r['latency_ms_p50']:.0f} | {r['latency_ms_p95']:.0f} |"
         )
+    for r in results:
+        print(f"misses@{k} {r['name']}: {', '.join(r['misses']) or '-'}")
 
 
 if __name__ == "__main__":

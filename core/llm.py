@@ -24,7 +24,18 @@ Backends (`LLM_BACKEND` env / `backend=` picks one; `auto` is the default):
 
 Small int8 models tend to loop: generation uses a mild `repetition_penalty` by default
 (`GenerationDefaults`), which benchmarks/generation.py measures (distinct n-gram ratio).
-Thread count: `LLM_THREADS` (0 = torch/llama.cpp default).
+Thread count: `LLM_THREADS` (0 = torch's default, llama.cpp's default of half the cores).
+
+Measured (benchmarks/generation.py, SmolLM2-135M, 64 greedy tokens, a 2-core machine shared
+with other jobs at load average 11–14, so absolute numbers are low and noisy):
+  2 threads: fp32 5.8 tok/s, int8 9.5, int8 without repetition penalty 9.7, llama.cpp 0.8
+             (llama.cpp's spinning threads collapse under contention, as MODELS.md warns);
+             distinct-2 / repeated-4-gram share: int8 0.95 / 0.04, int8 without penalty
+             0.61 / 0.36 (loops), fp32 and llama.cpp 1.00 / 0.00.
+  1 thread:  int8 4.5 tok/s, llama.cpp 5.4 (int8 = 0.83x llama.cpp).
+MODELS.md's idle-machine figures (fp32 15, int8 26, llama.cpp Q4 90 tok/s) put int8 at
+~0.3x llama.cpp when the CPU is free: prefer llama.cpp where it can be built, and set
+`LLM_THREADS=1` (or `LLM_BACKEND=torch-int8`) on a machine shared with other CPU work.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Retrieval evaluation: recall@k and MRR of `retrievers.get_retriever` on a known corpus.
 
-The corpus (`evals/data/corpus/*.md`: 45 technical articles, short posts and code files by
-four authors, with deliberately confusable topics) is chunked and seeded into a fresh local
+The corpus (`evals/data/corpus/*.md`: 55 technical articles, short posts and code files by
+four authors, with deliberately confusable topics; the `d*` files are distractors that no
+question asks about) is chunked and seeded into a fresh local
 Qdrant folder through the ingest-side schema (`retrievers.seed`), then every question of
 `evals/data/retrieval_eval.jsonl` is asked through the public retriever. A question lists
 its source documents (corpus keys) and, for some, the filters a self-query step would set.
 
     from evals.retrieval import run_retrieval_eval
-    run_retrieval_eval()  # {"recall@5": …, "mrr": …, "n_questions": 77, …}
+    run_retrieval_eval()  # {"recall@5": …, "mrr": …, "n_questions": 102, …}
 
 Metrics, per question then averaged: recall@k = share of the source documents that appear
 among the top-k chunks; MRR = 1 / rank of the first chunk from a source document (0 when

@@ -445,8 +445,10 @@ def split_documents(docs: list[dict[str, Any]], test_fraction: float) -> dict[st
 
 
 def _save(kind: str, version: str, rows: dict[str, list[dict[str, Any]]], manifest: dict) -> Path:
+    import datasets as hf_datasets
     from datasets import Dataset, DatasetDict, Features, Value
 
+    hf_datasets.disable_progress_bars()  # one save per version: bars are noise
     columns = INSTRUCT_COLUMNS if kind == INSTRUCT else PREFERENCE_COLUMNS
     features = Features({c: Value("string") for c in columns})
     dd = DatasetDict(

@@ -86,7 +86,7 @@ def dpo_train(
             per_device_eval_batch_size=config.batch_size,
             gradient_accumulation_steps=config.grad_accum,
             learning_rate=config.learning_rate,
-            warmup_ratio=config.warmup_ratio,
+            warmup_steps=int(config.max_steps * config.warmup_ratio),
             beta=config.beta,
             max_length=config.seq_len,
             logging_steps=1,

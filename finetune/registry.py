@@ -2,7 +2,8 @@
 
 Storage and refs live in `core/registry.py`; this module adds policy: a version becomes
 `accepted` only when `evals.gate.evaluate_candidate(name, version)` says so, or with
-`force=True` and a reason, both recorded in tags.json history and the experiment tracker.
+`force=True` and a reason, both recorded in the tags.json history (the gate itself records
+its report in DATA_DIR/evals/ and the experiment tracker).
 """
 
 from __future__ import annotations
@@ -91,13 +92,12 @@ def promote(name: str, version: str, *, force: bool = False, reason: str = "") -
     selector = registry.tags(name).get(version)
     version = selector if isinstance(selector, str) else version
     registry.get(name, version)  # RegistryError when missing
-    gate = run_gate(name, version)
-    _track_gate(name, version, gate)
+    if force and not reason:
+        raise ValueError("--force needs --reason: say why the gate may be overridden")
+    gate = run_gate(name, version)  # the gate records its own report (evals.report)
     if not gate["promote"] and not force:
         raise PromotionRefused(name, version, gate)
     forced = not gate["promote"]
-    if forced and not reason:
-        raise ValueError("--force needs --reason: say why the gate is overridden")
     registry.promote(
         name,
         version,
@@ -111,15 +111,6 @@ def promote(name: str, version: str, *, force: bool = False, reason: str = "") -
 def rollback(name: str, reason: str = "") -> dict[str, Any]:
     tags = get_registry().rollback(name, reason=reason)
     return {"accepted": tags["accepted"], "history": tags["history"][-1]}
-
-
-def _track_gate(name: str, version: str, gate: dict[str, Any]) -> None:
-    try:
-        from finetune.tracking import log_evaluation
-
-        log_evaluation(name, version, gate)
-    except Exception as exc:  # tracking is best effort for the gate record
-        log.warning("could not record the gate decision in the tracker: %s", exc)
 
 
 __all__ = ["PromotionRefused", "RegistryError", "list_versions", "promote", "rollback", "show"]

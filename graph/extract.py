@@ -101,11 +101,12 @@ def find_category(text: str) -> str | None:
 
 
 def find_platform(text: str) -> str | None:
-    """A platform named as a SOURCE ("from my Medium", "on GitHub", "my Substack posts").
+    """A platform named as a SOURCE ("from my Medium", "on GitHub", "my Substack posts",
+    "Maya's Medium articles").
     "Write a LinkedIn post" names the output format, not where to search: no filter."""
     low = text.casefold()
     for p in PLATFORMS:
-        if re.search(rf"\b(?:from|on|in|my|across)\s+(?:my\s+|the\s+)?{p}\b", low):
+        if re.search(rf"(?:\b(?:from|on|in|my|across)\s+(?:my\s+|the\s+)?|'s\s+){p}\b", low):
             return p
     return None
 

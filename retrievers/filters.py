@@ -78,8 +78,10 @@ def _parse_datetime(value: Any, end_of_day: bool) -> datetime | None:
         text = str(value).strip()
         try:
             if len(text) == 4 and text.isdigit():  # a bare year
-                parsed = datetime(int(text), 12, 31, 23, 59, 59) if end_of_day else datetime(
-                    int(text), 1, 1
+                parsed = (
+                    datetime(int(text), 12, 31, 23, 59, 59)
+                    if end_of_day
+                    else datetime(int(text), 1, 1)
                 )
             elif len(text) == 10:  # a bare date: the whole day
                 parsed = datetime.combine(
@@ -130,9 +132,7 @@ class SearchFilters:
 
     def select_collections(self, collections: Iterable[str] | None) -> list[str]:
         """Configured collections (default: all three) narrowed by the category filter."""
-        chosen = [collection_name(c) for c in collections] if collections else list(
-            ALL_COLLECTIONS
-        )
+        chosen = [collection_name(c) for c in collections] if collections else list(ALL_COLLECTIONS)
         chosen = list(dict.fromkeys(chosen))
         if self.collections:
             chosen = [c for c in chosen if c in self.collections]
@@ -163,7 +163,9 @@ class SearchFilters:
             )
         if self.platforms:
             must.append(
-                models.FieldCondition(key="platform", match=models.MatchAny(any=list(self.platforms)))
+                models.FieldCondition(
+                    key="platform", match=models.MatchAny(any=list(self.platforms))
+                )
             )
         if self.date_from or self.date_to:
             must.append(

@@ -74,7 +74,10 @@ def get_retriever(**config: Any) -> TwinRetriever:
     `platform`, `date_from`, `date_to` (top level wins).
     """
     if "configurable" in config and isinstance(config["configurable"], dict):
-        config = {**config["configurable"], **{k: v for k, v in config.items() if k != "configurable"}}
+        config = {
+            **config["configurable"],
+            **{k: v for k, v in config.items() if k != "configurable"},
+        }
     filters = dict(config.get("filters") or {})
     for key in FILTER_KEYS:
         if config.get(key) not in (None, "", [], ()):

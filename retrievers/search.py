@@ -18,6 +18,8 @@ cross-encoder when `RERANKER_MODEL` is set):
 | dense+maxsim, hybrid+maxsim | as named | MaxSim over token embeddings |
 | hybrid+maxsim-rrf | hybrid | RRF of the hybrid rank and the MaxSim rank |
 | cross-encoder | hybrid | `RERANKER_MODEL` CrossEncoder |
+| hybrid+pool-rerank | hybrid | `rerank()` replayed on the pool (dense + pool-BM25 RRF) |
+| dense+pool-rerank | dense | the same pool rerank: lexical precision without a sparse scan |
 
 The default was chosen by `benchmarks/rerank_choice.py` (recall@5, MRR and latency on
 `evals/data/`): see DEFAULT_VARIANT below.
@@ -26,11 +28,13 @@ The default was chosen by `benchmarks/rerank_choice.py` (recall@5, MRR and laten
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +74,10 @@ VARIANTS: dict[str, Variant] = {
     "hybrid+maxsim": Variant("rrf", "maxsim"),
     "hybrid+maxsim-rrf": Variant("rrf", "maxsim-rrf"),
     "cross-encoder": Variant("rrf", "cross-encoder"),
+    # What the graph's rerank node does: `rerank()` on the candidate pool, unordered.
+    "hybrid+pool-rerank": Variant("rrf", "pool"),
+    # Dense recall (cheap in local mode), then the lexical + dense RRF on the pool only.
+    "dense+pool-rerank": Variant("dense", "pool"),
 }
 # Chosen by measurement (benchmarks/rerank_choice.py; numbers in its docstring).
 DEFAULT_VARIANT = "hybrid"
@@ -116,7 +124,10 @@ class SearchConfig:
         base.update({k: v for k, v in overrides.items() if v is not None})
         # A graph Configuration may be passed as {"configurable": {...}} or as a dataclass.
         if "configurable" in base and isinstance(base["configurable"], Mapping):
-            base = {**base["configurable"], **{k: v for k, v in base.items() if k != "configurable"}}
+            base = {
+                **base["configurable"],
+                **{k: v for k, v in base.items() if k != "configurable"},
+            }
         filters = base.get("filters")
         if not isinstance(filters, SearchFilters):
             filters = SearchFilters.from_config(
@@ -179,10 +190,28 @@ def cached_vectors(ids: Sequence[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- encoding
-def encode_queries(queries: Sequence[str]) -> tuple[np.ndarray, list[Any]]:
-    from retrievers.encoders import dense_encode, sparse_encode_query
+def _query_vector(text: str) -> np.ndarray:
+    """Dense query embedding, cached: the first stage and `rerank()` share it."""
+    from core.settings import get_settings
 
-    dense = dense_encode(list(queries))
+    return _cached_query_vector(text, get_settings().EMBEDDING_MODEL)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_query_vector(text: str, model: str) -> np.ndarray:
+    from retrievers.encoders import dense_encode
+
+    vector = dense_encode([text])[0]
+    vector.setflags(write=False)
+    return vector
+
+
+def encode_queries(queries: Sequence[str]) -> tuple[np.ndarray, list[Any]]:
+    import numpy as np
+
+    from retrievers.encoders import sparse_encode_query
+
+    dense = np.stack([_query_vector(q) for q in queries])
     sparse = [sparse_encode_query(q) for q in queries]
     return dense, sparse
 
@@ -200,17 +229,24 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-_existing: dict[int, tuple[float, set[str]]] = {}
+_existing: weakref.WeakKeyDictionary[Any, tuple[float, set[str]]] = weakref.WeakKeyDictionary()
 
 
 def _existing_collections(client: Any) -> set[str]:
-    """Names of existing collections, cached for a few seconds per client."""
+    """Names of existing collections, cached for a few seconds per client (a server
+    round trip otherwise; the ingest pipeline may create them while we serve)."""
     now = time.monotonic()
-    cached = _existing.get(id(client))
-    if cached and now - cached[0] < 5.0:
+    try:
+        cached = _existing.get(client)
+    except TypeError:  # not weak-referenceable
+        cached = None
+    if cached and now - cached[0] < 5.0 and cached[1]:
         return cached[1]
     names = {c.name for c in client.get_collections().collections}
-    _existing[id(client)] = (now, names)
+    try:
+        _existing[client] = (now, names)
+    except TypeError:
+        pass
     return names
 
 
@@ -232,9 +268,7 @@ def _search_collection(
             name,
             prefetch=[
                 models.Prefetch(query=dense_vec, using=DENSE_VECTOR, limit=limit, filter=qfilter),
-                models.Prefetch(
-                    query=sparse_vec, using=SPARSE_VECTOR, limit=limit, filter=qfilter
-                ),
+                models.Prefetch(query=sparse_vec, using=SPARSE_VECTOR, limit=limit, filter=qfilter),
             ],
             query=models.FusionQuery(fusion=models.Fusion.RRF),
             limit=limit,
@@ -243,7 +277,9 @@ def _search_collection(
         return fused, []
     want_dense = mode in ("dense", "rrf", "weighted")
     want_sparse = (
-        mode in ("sparse", "rrf", "weighted") and sparse_vec is not None and bool(sparse_vec.indices)
+        mode in ("sparse", "rrf", "weighted")
+        and sparse_vec is not None
+        and bool(sparse_vec.indices)
     )
     requests = []
     if want_dense:
@@ -260,7 +296,11 @@ def _search_collection(
     if want_sparse:
         requests.append(
             models.QueryRequest(
-                query=sparse_vec, using=SPARSE_VECTOR, filter=qfilter, limit=limit, with_payload=True
+                query=sparse_vec,
+                using=SPARSE_VECTOR,
+                filter=qfilter,
+                limit=limit,
+                with_payload=True,
             )
         )
     if not requests:
@@ -357,7 +397,9 @@ def _shingles(text: str, n: int = 5) -> set[str]:
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def dedupe_documents(docs: Sequence[Document], threshold: float = NEAR_DUPLICATE_JACCARD) -> list[Document]:
+def dedupe_documents(
+    docs: Sequence[Document], threshold: float = NEAR_DUPLICATE_JACCARD
+) -> list[Document]:
     """Drop repeats by chunk id and near-identical content, keeping the first (best) one."""
     kept: list[Document] = []
     seen_ids: set[str] = set()
@@ -409,11 +451,12 @@ def rerank(
 
     The graph's rerank node calls this on the merged results of several queries and
     collections. With a model-based reranker (cross-encoder, MaxSim) every candidate is
-    scored against `query`. Without one (the offline default), the candidates' incoming
-    order (their `score`, unless `ordered=True` says the list is already ranked) is fused by
-    RRF with their dense cosine similarity to `query`, so documents found by paraphrased
-    queries are judged against the user's question too. `metadata["score"]` is updated to
-    the final score.
+    scored against `query`. Without one (the offline default) the hybrid scoring is replayed
+    on the pool: RRF of the dense cosine ranking (cached chunk vectors) and a BM25 ranking
+    (IDF over the pool), so documents found by paraphrased queries are judged against the
+    user's question. `ordered=True` says `docs` are already ranked for `query` by the first
+    stage (then no model-free re-scoring happens). `metadata["score"]` is set to the final
+    score.
     """
     _, variant = resolve_variant(reranker)
     docs = list(docs)
@@ -442,10 +485,15 @@ def rerank(
         # Already ranked by the first stage for this very query: keep that order.
         return docs[:k]
     else:
+        # The hybrid first stage, replayed on the candidate pool against `query`: RRF of the
+        # dense-cosine ranking and a BM25 ranking (IDF over the pool); the incoming order
+        # only breaks ties.
         sims = dense_similarities(query, docs)
+        lexical = lexical_scores(query, texts)
         by_sim = sorted(range(len(docs)), key=lambda i: -sims[i])
-        fused = _rrf_merge([[str(i) for i in range(len(docs))], [str(i) for i in by_sim]])
-        scores = [fused[str(i)] for i in range(len(docs))]
+        by_lex = sorted(range(len(docs)), key=lambda i: -lexical[i])
+        fused = _rrf_merge([[str(i) for i in by_sim], [str(i) for i in by_lex]])
+        scores = [fused[str(i)] - 1e-9 * i for i in range(len(docs))]
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[:k]
     result = []
     for i in order:
@@ -461,6 +509,28 @@ def cross_encoder_scores_safe(query: str, texts: list[str], model_name: str) -> 
     return cross_encoder_scores(query, texts, model_name)
 
 
+def lexical_scores(query: str, texts: Sequence[str]) -> list[float]:
+    """BM25 of `query` against each text, with IDF estimated on `texts` themselves.
+
+    Uses the same term ids and saturated term weights as the `sparse` vectors
+    (`retrievers.encoders`), so it ranks like the sparse first stage would on this pool.
+    """
+    import math
+
+    from retrievers.encoders import _term_ids, sparse_encode
+
+    terms = set(_term_ids(query))
+    if not terms or not texts:
+        return [0.0] * len(texts)
+    vectors = [dict(zip(v.indices, v.values, strict=True)) for v in sparse_encode(texts)]
+    n = len(vectors)
+    idf = {}
+    for term in terms:
+        df = sum(1 for v in vectors if term in v)
+        idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return [sum(idf[t] * v.get(t, 0.0) for t in terms) for v in vectors]
+
+
 def dense_similarities(query: str, docs: Sequence[Document]) -> list[float]:
     """Cosine of `query` with each doc (cached chunk vectors; missing ones are encoded)."""
     import numpy as np
@@ -471,12 +541,12 @@ def dense_similarities(query: str, docs: Sequence[Document]) -> list[float]:
     cached = cached_vectors(keys)
     missing = [i for i, key in enumerate(keys) if key not in cached]
     vectors: list[Any] = [cached.get(key) for key in keys]
-    texts = [query] + [docs[i].page_content for i in missing]
-    encoded = dense_encode(texts)
-    for j, i in enumerate(missing):
-        vectors[i] = encoded[j + 1]
+    if missing:
+        encoded = dense_encode([docs[i].page_content for i in missing])
+        for j, i in enumerate(missing):
+            vectors[i] = encoded[j]
     matrix = np.asarray(vectors, dtype=np.float32)
-    return (matrix @ encoded[0]).tolist()
+    return (matrix @ _query_vector(query)).tolist()
 
 
 # ---------------------------------------------------------------- entry points
@@ -522,4 +592,5 @@ def search_many(
     docs = dedupe_documents([c.document() for c in merged])
     if variant.second == "none":
         return docs[: cfg.k]
-    return rerank(queries[0], docs[: cfg.rerank_n], cfg.k, cfg.reranker, ordered=True)
+    ordered = variant.second != "pool"
+    return rerank(queries[0], docs[: cfg.rerank_n], cfg.k, cfg.reranker, ordered=ordered)

@@ -78,6 +78,7 @@ def test_emoji_and_unicode_junk_removed() -> None:
     )
     cleaned = clean_text(text)
     assert cleaned == "Great news! Launch day is here with fine ligatures, FULL width and bidi."
+    assert clean_text("🚀 Launch day 🎉.\n- 👍 item") == "Launch day.\n- item"
 
 
 def test_meaningful_unicode_and_punctuation_kept() -> None:
@@ -105,16 +106,20 @@ def test_boilerplate_lines_removed_structure_kept() -> None:
             "[Subscribe](https://maya.substack.com/subscribe?utm_medium=web)",
             "Thanks for reading Maya's Notes! Subscribe for free to receive new posts.",
             "I signed up for the course and shared the notes with my team.",
+            "Written by Maya Lindqvist",
+            "Written by hand, these notes took a week.",
+            "More from the benchmark later.",
         ]
     )
     cleaned = clean_text(text)
     lines = cleaned.split("\n")
-    for junk in ("Sign up", "5 min read", "Share this post", "Thanks for reading"):
+    for junk in ("Sign up", "5 min read", "Share this post", "Thanks for reading", "Written by Maya"):
         assert not any(line.startswith(junk) for line in lines), junk
     assert "Subscribe" not in cleaned
     for keep in ("# Why chunking matters", "## Budget", "- first point", "- second point",
                  "1. numbered", "> a quote", "---",
-                 "I signed up for the course and shared the notes with my team."):
+                 "I signed up for the course and shared the notes with my team.",
+                 "Written by hand, these notes took a week.", "More from the benchmark later."):
         assert keep in lines, keep
 
 

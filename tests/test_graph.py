@@ -103,6 +103,8 @@ def test_extract_filters_from_requests() -> None:
         "2023-12-31",
     )
     assert extract_filters("a post like Lindqvist's", AUTHORS)["author"] == "Maya Lindqvist"
+    f = extract_filters("Summarise Maya Lindqvist's Medium articles", AUTHORS)
+    assert (f["author"], f["platform"]) == ("Maya Lindqvist", "medium")
     assert extract_filters("I'm Maya, write about bread", AUTHORS)["author"] == "Maya Lindqvist"
     assert extract_filters("write like Jane Doe", AUTHORS)["author"] is None  # not a real author
     today = date(2026, 6, 1)

@@ -101,9 +101,7 @@ def _chunks():
         doc = dict(doc)
         key = doc.pop("key")
         content = doc.pop("content")
-        chunks.extend(
-            make_chunks(content, link=f"https://example.test/{key}", split=False, **doc)
-        )
+        chunks.extend(make_chunks(content, link=f"https://example.test/{key}", split=False, **doc))
     return chunks
 
 
@@ -146,8 +144,18 @@ def test_get_retriever_is_a_base_retriever_on_the_default_store(data_dir):
     top = docs[0]
     assert top.metadata["title"].startswith("Tuning HNSW")
     for field in (
-        "document_id", "author_id", "author_full_name", "platform", "category", "link",
-        "title", "chunk_index", "published_at", "score", "chunk_id", "collection",
+        "document_id",
+        "author_id",
+        "author_full_name",
+        "platform",
+        "category",
+        "link",
+        "title",
+        "chunk_index",
+        "published_at",
+        "score",
+        "chunk_id",
+        "collection",
     ):
         assert field in top.metadata, field
     assert top.metadata["collection"] == "embedded_articles"
@@ -218,7 +226,9 @@ def test_invalid_filters_fail_clearly():
 def test_multi_collection_search_merges_all_three(store):
     docs = search(store, "code, posts and articles about performance", k=7, fetch_k=7)
     assert {d.metadata["collection"] for d in docs} == {
-        "embedded_articles", "embedded_posts", "embedded_repositories",
+        "embedded_articles",
+        "embedded_posts",
+        "embedded_repositories",
     }
     scores = [d.metadata["score"] for d in docs]
     assert scores == sorted(scores, reverse=True)
@@ -236,16 +246,21 @@ def test_dedupe_documents_by_id_and_content():
 
     from retrievers.search import dedupe_documents
 
-    a = Document("The quick brown fox jumps over the lazy dog near the river bank today.",
-                 metadata={"chunk_id": "1"})
+    text = (
+        "The quick brown fox jumps over the lazy dog near the river bank today, while the "
+        "farmer watches from the old stone bridge and counts the sheep grazing in the green "
+        "meadow behind the mill"
+    )
+    a = Document(text + ".", metadata={"chunk_id": "1"})
     same_id = Document("different text entirely", metadata={"chunk_id": "1"})
-    spacing = Document("The  quick brown fox jumps over the lazy dog near the river bank today. ",
-                       metadata={"chunk_id": "2"})
-    near = Document("The quick brown fox jumps over the lazy dog near the river bank today!",
-                    metadata={"chunk_id": "3"})
+    spacing = Document("  " + text.replace(" ", "  ") + ". ", metadata={"chunk_id": "2"})
+    near = Document(text + "!", metadata={"chunk_id": "3"})
     other = Document("Something else about vector databases.", metadata={"chunk_id": "4"})
-    assert [d.metadata["chunk_id"] for d in dedupe_documents([a, same_id, spacing, near, other])] == [
-        "1", "4",
+    assert [
+        d.metadata["chunk_id"] for d in dedupe_documents([a, same_id, spacing, near, other])
+    ] == [
+        "1",
+        "4",
     ]
 
 
@@ -278,7 +293,9 @@ async def test_async_invoke_searches_in_a_thread(store):
     assert _keys(docs)[0] == "sourdough"
 
 
-@pytest.mark.parametrize("variant", ["dense", "sparse", "hybrid-weighted", "qdrant-rrf", "hybrid+maxsim"])
+@pytest.mark.parametrize(
+    "variant", ["dense", "sparse", "hybrid-weighted", "qdrant-rrf", "hybrid+maxsim"]
+)
 def test_every_variant_runs(store, variant):
     docs = search(store, "asyncio event loop blocking", k=3, reranker=variant)
     assert docs and _keys(docs)[0] == "asyncio"
@@ -326,7 +343,10 @@ def test_importing_retrievers_loads_no_models_or_clients():
         " if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -344,3 +344,44 @@ def test_importing_the_server_does_no_io(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"  # no model libraries, no Opik client
     assert not data.exists()  # no store opened, nothing written
+
+
+def test_per_run_knobs_are_clamped(data_dir, monkeypatch):
+    from core.settings import reset_settings
+    from server import _clamp_knobs
+
+    monkeypatch.setenv("LLM_MAX_NEW_TOKENS", "100")
+    reset_settings()
+    out = _clamp_knobs(
+        {"max_new_tokens": 10**6, "k": 0, "expand_n": 99, "temperature": -1.0, "thread_id": "t"}
+    )
+    assert out == {
+        "max_new_tokens": 100,
+        "k": 1,
+        "expand_n": 5,
+        "temperature": 0.0,
+        "thread_id": "t",
+    }
+
+
+def test_feedback_store_contract(data_dir):
+    from core import feedback
+
+    with pytest.raises(feedback.UnknownRun):
+        feedback.record_feedback("never-served", 1.0)
+    feedback.record_run("r1", "Write about X", "X is great.", trace_id="t1")
+    # A line another process appended is picked up too.
+    with open(data_dir / "feedback" / "runs.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"run_id": "r2", "request": "Q2", "answer": "A2"}) + "\n")
+    assert feedback.get_run("r2")["answer"] == "A2"
+    feedback.record_feedback("r1", "down", "not me")
+    feedback.record_feedback("r2", 0.9)
+    records = feedback.load_feedback()
+    assert [(r["run_id"], r["request"], r["answer"], r["score"]) for r in records] == [
+        ("r1", "Write about X", "X is great.", 0.0),
+        ("r2", "Q2", "A2", 0.9),
+    ]
+    assert records[0]["trace_id"] == "t1" and records[0]["comment"] == "not me"
+    for bad in (1.5, -0.1, "sideways", None):
+        with pytest.raises(ValueError):
+            feedback.normalize_score(bad)

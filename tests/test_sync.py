@@ -257,15 +257,32 @@ def _snapshot(data_dir: Path) -> dict[str, dict[str, str]]:
         client.close()
 
 
-def test_kill_9_mid_embedding_then_rerun_matches_a_clean_run(tmp_path: Path) -> None:
+def _cli_in_process(args: list[str], data: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """The real CLI code in this process (the embedding model is loaded once per session)."""
+    from core.settings import reset_settings
+    from ingest.cli import main
+    from retrievers.store import close_qdrant_client
+
+    monkeypatch.setenv("DATA_DIR", str(data))
+    close_qdrant_client()
+    reset_settings()
+    capsys.readouterr()
+    code = main(args)
+    return code, capsys.readouterr().out
+
+
+def test_kill_9_mid_embedding_then_rerun_matches_a_clean_run(
+    data_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     corpus = tmp_path / "corpus"
     _write_corpus(corpus)
     add = ["add", str(corpus), "--author", "Maya Lindqvist"]
     # Small encode groups (4 × 8 chunks) so there are many commit points to land between.
+    monkeypatch.setenv("EMBEDDING_BATCH_SIZE", "4")
     clean_dir, crash_dir = tmp_path / "clean", tmp_path / "crash"
 
-    clean = _ingest(add, _env(clean_dir, EMBEDDING_BATCH_SIZE="4"))
-    assert clean.returncode == 0, clean.stderr
+    code, _ = _cli_in_process(add, clean_dir, monkeypatch, capsys)
+    assert code == 0
     expected = _snapshot(clean_dir)
     total_chunks = sum(len(v) for k, v in expected.items() if k.startswith("embedded"))
     assert total_chunks > 60
@@ -277,7 +294,6 @@ def test_kill_9_mid_embedding_then_rerun_matches_a_clean_run(tmp_path: Path) -> 
     )
     try:
         deadline = time.monotonic() + 300
-        embedded = 0
         while time.monotonic() < deadline and proc.poll() is None:
             embedded = sum(_sqlite_count(crash_dir, n) for n in EMBEDDED_COLLECTIONS.values())
             if embedded >= 32:
@@ -295,14 +311,13 @@ def test_kill_9_mid_embedding_then_rerun_matches_a_clean_run(tmp_path: Path) -> 
     assert 0 < sum(len(v) for k, v in partial.items() if k.startswith("embedded")) < total_chunks
     assert committed < sum(len(v) for k, v in expected.items() if k.startswith("cleaned"))
 
-    rerun = _ingest(add, _env(crash_dir, EMBEDDING_BATCH_SIZE="4"))
-    assert rerun.returncode == 0, rerun.stderr
-    assert "0 added" in rerun.stdout  # the warehouse part had finished before the kill
+    code, out = _cli_in_process(add, crash_dir, monkeypatch, capsys)  # the user just reruns
+    assert code == 0
+    assert "0 added" in out  # the warehouse part had finished before the kill
     assert _snapshot(crash_dir) == expected  # same ids, same payloads: nothing lost or doubled
 
-    status = _ingest(["sync"], _env(crash_dir))
-    assert status.returncode == 0, status.stderr
-    assert "0 new, 0 changed, 0 removed" in status.stdout
+    code, out = _cli_in_process(["sync"], crash_dir, monkeypatch, capsys)
+    assert code == 0 and "0 new, 0 changed, 0 removed" in out
 
 
 def test_second_process_gets_a_clear_locked_message(tmp_path: Path) -> None:
@@ -315,7 +330,7 @@ def test_second_process_gets_a_clear_locked_message(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        for args in (["status", "--json"], ["sync"], ["add", str(tmp_path), "--author", "A B"]):
+        for args in (["status", "--json"], ["add", str(tmp_path), "--author", "A B"]):
             result = _ingest(args, env, timeout=120)
             assert result.returncode == 2, (args, result.stderr)
             assert "in use by another process" in result.stderr

@@ -16,7 +16,9 @@ Chunk ids are `core.domain.chunk_id_for(document_id, index, text)`.
 from __future__ import annotations
 
 import ast
+import copy
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,11 +35,23 @@ class Tokenizer(Protocol):
     def __call__(self, text: Any, **kwargs: Any) -> Any: ...
 
 
+_local = threading.local()
+
+
 def get_tokenizer() -> Any:
-    """The embedding model's tokenizer (the model loads once per process)."""
+    """The embedding model's tokenizer, as a private copy for the calling thread.
+
+    A Hugging Face fast tokenizer re-configures its padding/truncation on every call, so one
+    instance used by the chunker and by `model.encode` in another thread at the same time
+    produces unpadded batches. Each thread counts tokens with its own copy; the model's own
+    tokenizer stays with the thread that encodes.
+    """
     from core.models import get_embedding_model
 
-    return get_embedding_model().tokenizer
+    tokenizer = getattr(_local, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _local.tokenizer = copy.deepcopy(get_embedding_model().tokenizer)
+    return tokenizer
 
 
 def max_budget() -> int:

@@ -62,6 +62,15 @@ _EMOJI_KEEP = frozenset("⌘⌥⌃⇧⌫⌦⎋⏎")  # keyboard symbols in 0x230
 _FOLD_TAGS = ("<compat>", "<wide>", "<narrow>", "<font>", "<noBreak>", "<medial>", "<final>", "<isolated>")
 
 
+_EMOJI_CLASS = "".join(
+    f"{chr(lo)}-{chr(hi)}" for lo, hi in _EMOJI_RANGES if (lo, hi) != (0x2300, 0x23FF)
+) + "\u200d\u20e3\u231a\u231b\u23e9-\u23f3\u23f8-\u23fa"
+# An emoji after text goes with the spaces before it ("intact 🚀." → "intact."); otherwise
+# with the spaces after it ("🚀 Launch" → "Launch").
+_EMOJI_AFTER_TEXT = re.compile(f"(?<=\\S)[ \t]*[{_EMOJI_CLASS}]+")
+_EMOJI_OTHER = re.compile(f"[{_EMOJI_CLASS}]+[ \t]*")
+
+
 class _CharMap(dict):
     """`str.translate` table computed lazily per character (cached)."""
 
@@ -99,7 +108,8 @@ _CHAR_MAP = _CharMap()
 
 def normalize_unicode(text: str) -> str:
     """Compose (NFC), drop invisible/emoji junk, fold compatibility forms, fix odd spaces."""
-    return unicodedata.normalize("NFC", text).translate(_CHAR_MAP)
+    text = _EMOJI_OTHER.sub("", _EMOJI_AFTER_TEXT.sub("", unicodedata.normalize("NFC", text)))
+    return text.translate(_CHAR_MAP)
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -144,17 +154,17 @@ def strip_tracking(url: str) -> str:
 
 _BOILERPLATE = re.compile(
     r"^(?:"
-    r"sign (?:up|in)(?: (?:for free|now|to .{0,80}))?|log ?in|register|get started|"
+    r"sign (?:up|in)(?: for free| now)?|log ?in|register|get started|"
     r"subscribe(?: now| for free| to .{0,60})?|subscribed|upgrade to paid|"
     r"share(?: this (?:post|article|story))?(?: on (?:twitter|x|facebook|linkedin|reddit|email))?|"
     r"(?:tweet|pin it|copy link|email|print)|"
     r"follow(?:ing)?|listen|clap|claps?|\d+ (?:claps?|likes?|comments?|reposts?|shares?)|"
     r"like|comment|repost|send|reply|responses?|\d+ responses?|"
-    r"get the app|open in app|member-only story|top highlight|more from .{0,60}|"
+    r"get the app|open in app|member-only story|top highlight|"
     r"read more|continue reading|see more|show more|view (?:all )?comments?|leave a comment|"
     r"back to top|skip to (?:main )?content|previous (?:post|article)|next (?:post|article)|"
-    r"\d+ min(?:ute)? read|(?:published in|written by) .{0,60}|"
-    r"thanks for reading .{0,80}|"
+    r"\d+ min(?:ute)? read|"
+    r"thanks for reading[^.!?]{0,80}[.!?]? subscribe .{0,100}|"
     r"discussion about this (?:post|article)|no posts|ready for more\??|"
     r"(?:accept|reject) (?:all )?cookies|we use cookies.{0,120}|"
     r"advertisement|sponsored|recommended (?:for you|from medium)|"
@@ -162,6 +172,8 @@ _BOILERPLATE = re.compile(
     r")$",
     re.IGNORECASE,
 )
+# Byline chrome, only when followed by a capitalised name: "Written by Maya Lindqvist".
+_BYLINE = re.compile(r"^(?:[Ww]ritten by|[Pp]ublished in|[Mm]ore from) [A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,4}$")
 _MARKDOWN_SEPARATOR = re.compile(r"^\s*(?:[-*_]\s*){3,}$|^\s*(?:[.·•]\s*){3,}$")
 _LINK_TEXT = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _LINE_DECOR = re.compile(r"^[\s>#*_\-+•·|]*|[\s*_|.:!•·]*$")
@@ -176,7 +188,7 @@ def _is_boilerplate(line: str) -> bool:
     if stripped.startswith("#") and not _LINK_TEXT.search(stripped):
         return False  # headings are structure
     core = _LINE_DECOR.sub("", _LINK_TEXT.sub(r"\1", stripped))
-    return bool(core) and bool(_BOILERPLATE.match(core))
+    return bool(core) and bool(_BOILERPLATE.match(core) or _BYLINE.match(core))
 
 
 # --- text documents -------------------------------------------------------------------------

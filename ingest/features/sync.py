@@ -14,8 +14,8 @@ exactly the uncommitted documents; chunks of documents that vanished meanwhile a
 the scan of `embedded_*` and deleted. Nothing is duplicated, nothing is lost.
 
 Throughput: three stages overlap — the caller's thread reads, cleans and chunks; an encoder
-thread embeds groups of chunks (torch releases the GIL); a writer thread builds sparse
-vectors and upserts points in batches. Local-mode Qdrant commits every point as its own
+thread embeds groups of chunks, dense and sparse (torch releases the GIL; the model's
+tokenizer is used by this thread only); a writer thread upserts points in batches. Local-mode Qdrant commits every point as its own
 SQLite transaction (~50 points/s with a full fsync each on these disks), so its collection
 files are switched to WAL with `synchronous=NORMAL` (still atomic and consistent after a
 kill -9), and the chunk file is checkpointed (fsynced) before each batch of commit markers.
@@ -27,6 +27,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -288,25 +289,26 @@ class _Pipeline:
         self._put(self.to_encode, group)
 
     def _encode(self) -> None:
-        from retrievers.encoders import dense_encode
+        # Dense and sparse both use the model's tokenizer: only this thread may touch it.
+        from retrievers.encoders import dense_encode, sparse_encode
 
         while (group := self.to_encode.get()) is not _STOP:
             if group.chunks:
-                group.vectors = dense_encode([c.content for c in group.chunks], self.batch_size)
+                texts = [c.content for c in group.chunks]
+                group.vectors = (dense_encode(texts, self.batch_size), sparse_encode(texts))
             self._put(self.to_write, group)
         self._put(self.to_write, _STOP)
 
     def _write(self) -> None:
         from qdrant_client import models
 
-        from retrievers.encoders import sparse_encode
         from retrievers.store import DENSE_VECTOR, SPARSE_VECTOR
 
         while (group := self.to_write.get()) is not _STOP:
             by_collection: dict[str, list[models.PointStruct]] = {}
             if group.chunks:
-                sparse = sparse_encode([c.content for c in group.chunks])
-                for chunk, dense, sp in zip(group.chunks, group.vectors, sparse, strict=True):
+                dense_vectors, sparse = group.vectors
+                for chunk, dense, sp in zip(group.chunks, dense_vectors, sparse, strict=True):
                     by_collection.setdefault(EMBEDDED_COLLECTIONS[chunk.category], []).append(
                         models.PointStruct(
                             id=chunk.id,
@@ -335,7 +337,7 @@ class _Pipeline:
                     )
                 )
             if markers:
-                for name in {*by_collection, *stale}:
+                for name in {EMBEDDED_COLLECTIONS[doc.category] for doc in group.done}:
                     _make_durable(self.client, name)
                 for name, points in markers.items():
                     self.client.upsert(name, points=points, wait=True)
@@ -436,17 +438,19 @@ def _sync(
     if not todo:
         return report
 
-    from core.models import get_embedding_model
-    from ingest.features.chunking import chunk_document
+    from ingest.features.chunking import chunk_document, get_tokenizer
     from ingest.features.cleaning import clean_document
     from retrievers.encoders import embedding_dimension
     from retrievers.store import ensure_collections
 
     dimension = embedding_dimension()
     _check_dimension(client, dimension)
-    ensure_collections(client, dimension)
+    with warnings.catch_warnings():
+        # Local mode ignores payload indexes and says so once per index: noise for a CLI user.
+        warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+        ensure_collections(client, dimension)
     tune_local_storage(client)  # collections created just now
-    tokenizer = get_embedding_model().tokenizer
+    tokenizer = get_tokenizer()  # this thread's copy; the model's own is the encoder's
 
     bar = None
     if progress:
