@@ -8,7 +8,7 @@
              (labelled "local-weak")
   retrieval  the retriever alone on the full retrieval eval set (recall@5, MRR, latency)
   gate       may registry version NAME@VERSION be promoted to `accepted`? (exit 0 = yes,
-             1 = refused, 2 = could not evaluate)
+             1 = refused, with the reasons — also when it could not be evaluated)
 
 Results are also written as JSON under DATA_DIR/evals/ (and to the experiment tracker and
 Opik when configured). Heavy imports happen inside the commands so `--help` stays fast.

@@ -90,6 +90,7 @@ def evaluate_candidate(
     record: bool = True,
 ) -> dict[str, Any]:
     """Decide whether `name@version` may be promoted: `{"promote", "reasons", "metrics"}`."""
+    from core.models import ModelNotAvailable
     from core.registry import RegistryError, get_registry
     from evals import voice
 
@@ -137,10 +138,14 @@ def evaluate_candidate(
         reasons.append(f"voice evaluation impossible: {exc}")
         return _finish(result, record)
     author = manifest.get("author") or held_out.author or ""
-    ppl = {
-        role: voice.model_perplexities(ref, held_out.passages, author)
-        for role, ref in (("candidate", candidate_ref), ("reference", reference_ref))
-    }
+    try:
+        ppl = {
+            role: voice.model_perplexities(ref, held_out.passages, author)
+            for role, ref in (("candidate", candidate_ref), ("reference", reference_ref))
+        }
+    except (ModelNotAvailable, RegistryError, OSError, ValueError) as exc:
+        reasons.append(f"voice evaluation failed: {exc}")
+        return _finish(result, record)
     cand_ppl, ref_ppl = float(ppl["candidate"]["template"]), float(ppl["reference"]["template"])
     improvement = (ref_ppl - cand_ppl) / ref_ppl if ref_ppl else 0.0
     result["metrics"]["voice"] = {
@@ -174,9 +179,10 @@ def evaluate_candidate(
                 role: run_rag_eval(limit=rag_limit, model=ref, judge=False)
                 for role, ref in (("candidate", candidate_ref), ("reference", reference_ref))
             }
-        except RagEvalError as exc:
+        except Exception as exc:  # noqa: BLE001 - a gate refuses, it does not crash promote
             rag_ok = False
-            reasons.append(f"RAG evaluation failed: {exc}")
+            kind = "" if isinstance(exc, RagEvalError) else f"{type(exc).__name__}: "
+            reasons.append(f"RAG evaluation failed: {kind}{exc}")
         else:
             for report in rag.values():
                 report.pop("items", None)

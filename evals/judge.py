@@ -9,7 +9,8 @@
 Both go through `TwinJudgeModel`, an `OpikBaseModel` that implements
 `generate_chat_completion` (what Opik's judges call) as well as `generate_string`. For the
 local model it starts the reply with the first key of the metric's response format
-(`{"score":`), a cheap stand-in for constrained JSON decoding that a weak model needs.
+(`{"score":`) and stops it at the closing brace, a cheap stand-in for constrained JSON
+decoding that a weak model needs.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class TwinJudgeModel(OpikBaseModel):
         if not prefill:
             return self.llm.generate(messages, max_new_tokens=self.max_new_tokens)
         prompt = self.llm.render(messages) + prefill
-        return prefill + self.llm.generate(prompt, max_new_tokens=self.max_new_tokens)
+        # Stop at the first "}" (the verdict objects are flat): a small model rambles on.
+        reply = self.llm.generate(prompt, max_new_tokens=self.max_new_tokens, stop=["}"])
+        return prefill + reply.rstrip().rstrip("}") + "}"
 
     def generate_string(self, input: str, response_format: Any = None, **kwargs: Any) -> str:
         return self._complete([{"role": "user", "content": input}], response_format)

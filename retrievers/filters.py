@@ -144,23 +144,12 @@ class SearchFilters:
 
         must: list[Any] = []
         if self.authors:
-            # author_id is the UUID5 of the casefolded, space-normalised full name, so
-            # matching it is a case-insensitive full-name match; callers may also pass an id
-            # or the exact stored spelling.
-            ids = {author_id_for(a) for a in self.authors} | set(self.authors)
-            must.append(
-                models.Filter(
-                    should=[
-                        models.FieldCondition(
-                            key="author_id", match=models.MatchAny(any=sorted(ids))
-                        ),
-                        models.FieldCondition(
-                            key="author_full_name",
-                            match=models.MatchAny(any=sorted(set(self.authors))),
-                        ),
-                    ]
-                )
-            )
+            # author_id is the UUID5 of the casefolded, space-normalised full name
+            # (`core.domain.author_id_for`, what ingest writes), so matching it is a
+            # case-insensitive full-name match; callers may also pass the id itself. One
+            # condition, not a should-of-two: local mode evaluates filters in Python.
+            ids = sorted({author_id_for(a) for a in self.authors} | set(self.authors))
+            must.append(models.FieldCondition(key="author_id", match=models.MatchAny(any=ids)))
         if self.platforms:
             must.append(
                 models.FieldCondition(

@@ -80,7 +80,7 @@ VARIANTS: dict[str, Variant] = {
     "dense+pool-rerank": Variant("dense", "pool"),
 }
 # Chosen by measurement (benchmarks/rerank_choice.py; numbers in its docstring).
-DEFAULT_VARIANT = "hybrid"
+DEFAULT_VARIANT = "dense"
 
 
 def resolve_variant(name: str | None) -> tuple[str, Variant]:
@@ -452,9 +452,9 @@ def rerank(
     The graph's rerank node calls this on the merged results of several queries and
     collections. With a model-based reranker (cross-encoder, MaxSim) every candidate is
     scored against `query`. Without one (the offline default) the hybrid scoring is replayed
-    on the pool: RRF of the dense cosine ranking (cached chunk vectors) and a BM25 ranking
-    (IDF over the pool), so documents found by paraphrased queries are judged against the
-    user's question. `ordered=True` says `docs` are already ranked for `query` by the first
+    on the pool against `query`: dense cosine (cached chunk vectors) for the dense default,
+    RRF of the dense ranking and a BM25 ranking (IDF over the pool) for hybrid variants,
+    so documents found by paraphrased queries are judged against the user's question. `ordered=True` says `docs` are already ranked for `query` by the first
     stage (then no model-free re-scoring happens). `metadata["score"]` is set to the final
     score.
     """
@@ -484,8 +484,13 @@ def rerank(
     elif ordered:
         # Already ranked by the first stage for this very query: keep that order.
         return docs[:k]
+    elif variant.second == "none" and variant.first == "dense":
+        # The default: the same dense cosine as the first stage, now against `query` for
+        # candidates that other phrasings or collections brought in.
+        sims = dense_similarities(query, docs)
+        scores = [sim - 1e-9 * i for i, sim in enumerate(sims)]
     else:
-        # The hybrid first stage, replayed on the candidate pool against `query`: RRF of the
+        # A hybrid first stage, replayed on the candidate pool against `query`: RRF of the
         # dense-cosine ranking and a BM25 ranking (IDF over the pool); the incoming order
         # only breaks ties.
         sims = dense_similarities(query, docs)

@@ -173,3 +173,18 @@ def test_repository_document_chunks_carry_paths(tok) -> None:
     chunks = chunk_document(_doc(Category.REPOSITORIES, join_repository(files)), tok)
     assert {c.content.split("\n")[0] for c in chunks} == {"# file: a.py", "# file: b/c.js"}
     assert max(count_tokens(tok, [c.content for c in chunks])) <= CODE_BUDGET
+
+
+def test_big_class_is_cut_at_its_methods(tok) -> None:
+    methods = "\n\n".join(
+        f"    def method_{i}(self, value):\n        result = value * {i}\n"
+        f"        return self.combine(result, {i})"
+        for i in range(12)
+    )
+    code = f"class Big:\n    \"\"\"Many methods.\"\"\"\n\n{methods}\n"
+    chunks = chunk_code([("big.py", code)], 80, tok)
+    assert len(chunks) > 2
+    bodies = [c.partition("\n")[2] for c in chunks]
+    assert bodies[0].startswith("class Big:")
+    assert all(b.startswith("    def method_") for b in bodies[1:])
+    assert all(b in code for b in bodies)

@@ -139,7 +139,7 @@ class _GarbageLLM:
     def render(self, messages: list[dict[str, str]]) -> str:
         return "\n".join(m["content"] for m in messages)
 
-    def generate(self, prompt: object, max_new_tokens: int | None = None) -> str:
+    def generate(self, prompt: object, max_new_tokens: int | None = None, stop=None) -> str:
         return "I think it is fine, really nice answer"
 
 
@@ -189,13 +189,13 @@ def test_opik_metrics_run_with_the_local_judge(data_dir: Path) -> None:
 def test_rag_eval_runs_the_graph_with_opik_metrics(data_dir: Path) -> None:
     from evals.rag import run_rag_eval
 
-    report = run_rag_eval(limit=2, model=BASE_REF, max_new_tokens=16)
+    report = run_rag_eval(limit=1, model=BASE_REF, max_new_tokens=16)
     assert report["judge"] == "local-weak"
-    assert report["n_questions"] == 2
+    assert report["n_questions"] == 1
     assert 0.0 <= report["recall@k"] <= 1.0 and 0.0 <= report["mrr"] <= 1.0
     assert report["recall@k"] > 0  # the retriever finds known sources
     for name in ("faithfulness", "answer_relevance"):
-        assert report["scored"][name] + report["unscored"][name] == 2
+        assert report["scored"][name] + report["unscored"][name] == 1
         assert report[name] is None or 0.0 <= report[name] <= 1.0
     item = report["items"][0]
     assert item["answer"] and item["retrieved"]

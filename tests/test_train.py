@@ -11,7 +11,9 @@ import pytest
 from finetune import demo_corpus
 
 AUTHOR = demo_corpus.AUTHOR
-pytestmark = pytest.mark.slow
+# One module-scoped training run feeds every test; on a loaded 2-core machine its setup
+# (train + merge + int8 + GGUF) can pass the suite's default 900 s timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,7 @@ def count_tokens(tokenizer: Tokenizer, texts: Sequence[str]) -> list[int]:
         add_special_tokens=False,
         return_attention_mask=False,
         return_token_type_ids=False,
+        verbose=False,  # long inputs are measured here precisely to be split
     )
     return [len(ids) for ids in encoded["input_ids"]]
 
@@ -76,7 +77,11 @@ def count_tokens(tokenizer: Tokenizer, texts: Sequence[str]) -> list[int]:
 def split_by_tokens(tokenizer: Tokenizer, text: str, budget: int) -> list[str]:
     """Cut `text` into pieces of at most `budget` tokens, between words where possible."""
     encoded = tokenizer(
-        text, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
+        text,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        verbose=False,
     )
     offsets = encoded["offset_mapping"]
     if len(offsets) <= budget:
@@ -313,6 +318,27 @@ def code_blocks(path: str, code: str) -> list[tuple[str, bool]]:
     return blocks
 
 
+_NESTED_DEF = re.compile(r"^[ \t]+(?:async\s+def|def|class)\s|^[ \t]+@")
+
+
+def inner_blocks(path: str, block: str) -> list[str]:
+    """A block too big for one chunk, cut at nested definitions (Python methods) or at its
+    inner blank lines; joined with "\\n" the pieces are the block again."""
+    lines = block.split("\n")
+    starts: list[int] = []
+    if path.endswith((".py", ".pyi")):
+        for i in range(1, len(lines)):
+            if _NESTED_DEF.match(lines[i]) and not _NESTED_DEF.match(lines[i - 1]):
+                start = i
+                while start - 1 > (starts[-1] if starts else 0) and lines[start - 1].lstrip().startswith("#"):
+                    start -= 1
+                starts.append(start)
+    if not starts:
+        starts = [i for i in range(1, len(lines)) if not lines[i - 1].strip() and lines[i].strip()]
+    bounds = [0, *starts, len(lines)]
+    return ["\n".join(lines[a:b]) for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+
+
 def chunk_code(
     files: Sequence[tuple[str, str]], budget: int, tokenizer: Tokenizer | None = None
 ) -> list[str]:
@@ -323,10 +349,14 @@ def chunk_code(
         header = f"{FILE_HEADER}{path}" if path else ""
         header_tokens = count_tokens(tokenizer, [header])[0] if header else 0
         room = max(budget - header_tokens, 16)
-        units = [
-            _Unit(block, "\n", section_start=opens)
-            for block, opens in code_blocks(path, code)
-        ]
+        blocks = code_blocks(path, code)
+        units: list[_Unit] = []
+        for (block, opens), n in zip(blocks, count_tokens(tokenizer, [b for b, _ in blocks]), strict=True):
+            if n <= room:
+                units.append(_Unit(block, "\n", section_start=opens, verbatim=True))
+                continue
+            for i, piece in enumerate(inner_blocks(path, block)):
+                units.append(_Unit(piece, "\n", section_start=opens or i > 0, verbatim=True))
         for piece in _pack(_refine(tokenizer, units, room), room, 0, min_section_fill=room // 2):
             chunks.append(f"{header}\n{piece}" if header else piece)
     return chunks
