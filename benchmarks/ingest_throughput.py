@@ -6,7 +6,9 @@ each run:
 1. end-to-end: `ingest.features.sync` from a filled warehouse — read, clean, chunk, dense +
    sparse encode, upsert chunks and cleaned documents into local-mode Qdrant;
 2. raw: `SentenceTransformer.encode` (same batch size, normalised) on exactly the chunk
-   texts that run produced.
+   texts that run produced, once in the main thread and once in a worker thread (the
+   pipeline encodes in one; on a loaded 2-core machine that measured cheaper), and the
+   faster of the two is the baseline.
 Model loading is excluded from both (it happens once per process). Prints the median of
 the runs; the goal is end-to-end ≥ 0.85 × raw.
 
@@ -22,6 +24,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -154,17 +157,33 @@ def one_run(docs: list, root: Path) -> dict:
     ]
     assert len(texts) == report.chunks_embedded, (len(texts), report.chunks_embedded)
     model = get_embedding_model()
+
+    def encode() -> None:
+        model.encode(texts, batch_size=get_settings().EMBEDDING_BATCH_SIZE,
+                     normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
     start, cpu = time.perf_counter(), time.process_time()
-    model.encode(texts, batch_size=get_settings().EMBEDDING_BATCH_SIZE, normalize_embeddings=True,
-                 convert_to_numpy=True, show_progress_bar=False)
+    encode()
     raw_s, raw_cpu = time.perf_counter() - start, time.process_time() - cpu
+    # The pipeline encodes in a worker thread, which measured cheaper than the main thread
+    # here; time the raw encoder there too and compare against the faster of the two.
+    start, cpu = time.perf_counter(), time.process_time()
+    worker = threading.Thread(target=encode)
+    worker.start()
+    worker.join()
+    raw_thread_s, raw_thread_cpu = time.perf_counter() - start, time.process_time() - cpu
     close_qdrant_client()
     n = len(texts)
-    return {"chunks": n, "e2e_chunks_per_s": n / e2e_s, "raw_chunks_per_s": n / raw_s,
-            "ratio": raw_s / e2e_s, "e2e_s": e2e_s, "raw_s": raw_s,
+    best_s = min(raw_s, raw_thread_s)
+    return {"chunks": n, "e2e_chunks_per_s": n / e2e_s, "raw_chunks_per_s": n / best_s,
+            "raw_main_thread_chunks_per_s": n / raw_s,
+            "raw_worker_thread_chunks_per_s": n / raw_thread_s,
+            "ratio": best_s / e2e_s, "ratio_vs_main_thread": raw_s / e2e_s,
+            "e2e_s": e2e_s, "raw_s": raw_s, "raw_thread_s": raw_thread_s,
             # CPU seconds of this process (all threads): stable when other work shares the
             # machine; a pessimistic bound, since overlapping stages hides no CPU time.
-            "cpu_ratio": raw_cpu / e2e_cpu, "e2e_cpu_s": e2e_cpu, "raw_cpu_s": raw_cpu}
+            "cpu_ratio": min(raw_cpu, raw_thread_cpu) / e2e_cpu, "e2e_cpu_s": e2e_cpu,
+            "raw_cpu_s": raw_cpu, "raw_thread_cpu_s": raw_thread_cpu}
 
 
 def main() -> int:
@@ -187,6 +206,8 @@ def main() -> int:
             runs.append(result)
             print(f"run {i + 1}: {result['chunks']} chunks, end-to-end {result['e2e_chunks_per_s']:.1f}"
                   f" chunks/s, raw encode {result['raw_chunks_per_s']:.1f} chunks/s, "
+                  f"(main thread {result['raw_main_thread_chunks_per_s']:.1f}, worker thread "
+                  f"{result['raw_worker_thread_chunks_per_s']:.1f}), "
                   f"ratio {result['ratio']:.3f} (CPU-time ratio {result['cpu_ratio']:.3f})",
                   file=sys.stderr, flush=True)
     summary = {
@@ -195,6 +216,11 @@ def main() -> int:
         "torch_threads": torch.get_num_threads(),
         "e2e_chunks_per_s": statistics.median(r["e2e_chunks_per_s"] for r in runs),
         "raw_chunks_per_s": statistics.median(r["raw_chunks_per_s"] for r in runs),
+        "raw_main_thread_chunks_per_s": statistics.median(
+            r["raw_main_thread_chunks_per_s"] for r in runs),
+        "raw_worker_thread_chunks_per_s": statistics.median(
+            r["raw_worker_thread_chunks_per_s"] for r in runs),
+        "ratio_vs_main_thread": statistics.median(r["ratio_vs_main_thread"] for r in runs),
         "ratio": statistics.median(r["ratio"] for r in runs),
         "cpu_ratio": statistics.median(r["cpu_ratio"] for r in runs),
         "goal_ratio": 0.85,
@@ -206,7 +232,9 @@ def main() -> int:
         print(f"chunks: {summary['chunks']} (median of {len(runs)} runs, "
               f"{summary['torch_threads']} torch threads)")
         print(f"end-to-end: {summary['e2e_chunks_per_s']:.1f} chunks/s")
-        print(f"raw encode: {summary['raw_chunks_per_s']:.1f} chunks/s")
+        print(f"raw encode: {summary['raw_chunks_per_s']:.1f} chunks/s (faster of main thread "
+              f"{summary['raw_main_thread_chunks_per_s']:.1f}, worker thread "
+              f"{summary['raw_worker_thread_chunks_per_s']:.1f})")
         print(f"ratio:      {summary['ratio']:.3f} (goal >= 0.85)")
         print(f"CPU-time ratio: {summary['cpu_ratio']:.3f} (same chunks, CPU seconds of this process)")
     return 0 if summary["chunks"] >= 2000 else 1

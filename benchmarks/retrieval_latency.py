@@ -167,6 +167,9 @@ def main() -> None:
             f"{expand_n:>8}{len(times):>9}{pct(times, 50):>9.0f}{pct(times, 95):>9.0f}"
             f"{statistics.mean(times):>9.0f}"
         )
+    from retrievers.store import close_qdrant_client
+
+    close_qdrant_client()  # release the local store before interpreter shutdown
 
 
 if __name__ == "__main__":

@@ -65,31 +65,44 @@ def offline_llm_gguf() -> Path:
     return files[0]
 
 
+def _is_converted(folder: Path) -> bool:
+    return (folder / "config.json").exists() and any(folder.glob("*.safetensors"))
+
+
 def _cached_hf_dir_for_gguf(gguf_path: Path) -> Path:
-    """Dequantize a GGUF once into a safetensors folder under DATA_DIR/models and reuse it."""
+    """Dequantize a GGUF once into a safetensors folder under the models cache and reuse it.
+
+    A file lock makes concurrent first runs (tests, server + CLI) convert it only once.
+    """
     cache = get_settings().models_cache_dir / f"{gguf_path.stem}-hf"
-    if (cache / "config.json").exists() and any(cache.glob("*.safetensors")):
+    if _is_converted(cache):
         return cache
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import fcntl
+    import shutil
 
-    log.info("converting %s to safetensors once (this takes a minute or two)", gguf_path.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
-    )
-    # A GGUF-loaded model refuses save_pretrained while it remembers its quantizer.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = cache.with_name(cache.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if cache.exists():
-        import shutil
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_name(cache.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _is_converted(cache):  # another process finished while we waited
+            return cache
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        shutil.rmtree(cache)
-    tmp.rename(cache)
+        log.info("converting %s to safetensors once (a minute or two)", gguf_path.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+        )
+        # A GGUF-loaded model refuses save_pretrained while it remembers its quantizer.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = cache.with_name(cache.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(cache, ignore_errors=True)
+        tmp.rename(cache)
     return cache
 
 

@@ -41,6 +41,7 @@ def dpo_train(
 
     import torch
     from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
     from finetune.train import encode_example, perplexity
@@ -105,6 +106,7 @@ def dpo_train(
             processing_class=tokenizer,
             callbacks=[_Log()],
         )
+        trainer.remove_callback(PrinterCallback)  # the tracker gets the logs; keep stdout clean
         started = time.perf_counter()
         trainer.train()
         elapsed = time.perf_counter() - started

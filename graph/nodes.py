@@ -88,10 +88,8 @@ def _main_text(result: Any, max_chars: int) -> str:
 
 
 def _fetch_link(url: str, max_chars: int) -> tuple[Document | None, str | None]:
-    try:
-        from core.safe_fetch import FetchError, fetch
-    except ImportError as exc:  # the fetcher is part of core; a broken install is a note
-        return None, LINK_FAILED_NOTE.format(url=url, reason=f"fetcher unavailable: {exc}")
+    from core.safe_fetch import FetchError, fetch
+
     try:
         result = fetch(url)
         text = _main_text(result, max_chars)
@@ -270,18 +268,14 @@ def _filter_keys(filters: dict[str, Any]) -> dict[str, Any]:
 
 
 def _search(queries: list[str], config: dict[str, Any]) -> list[Document]:
-    try:
-        from retrievers import search_many
-    except ImportError:
-        from retrievers.search import search_many
+    from retrievers import search_many
+
     return search_many(queries, config)
 
 
 def _rerank(query: str, docs: list[Document], k: int, reranker: str) -> list[Document]:
-    try:
-        from retrievers import rerank
-    except ImportError:
-        from retrievers.search import rerank
+    from retrievers import rerank
+
     return rerank(query, docs, k, reranker)
 
 

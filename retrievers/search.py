@@ -472,7 +472,7 @@ def rerank(
         model_name = get_settings().RERANKER_MODEL or "offline:all-MiniLM-L6-v2"
         scores = cross_encoder_scores_safe(query, texts, model_name)
     elif variant.second in ("maxsim", "maxsim-rrf"):
-        from retrievers.rerank import maxsim_scores
+        from retrievers.scoring import maxsim_scores
 
         sims = maxsim_scores(query, texts)
         if variant.second == "maxsim":
@@ -509,7 +509,7 @@ def rerank(
 
 
 def cross_encoder_scores_safe(query: str, texts: list[str], model_name: str) -> list[float]:
-    from retrievers.rerank import cross_encoder_scores
+    from retrievers.scoring import cross_encoder_scores
 
     return cross_encoder_scores(query, texts, model_name)
 

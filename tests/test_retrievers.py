@@ -313,7 +313,7 @@ def test_cross_encoder_path_when_reranker_model_is_set(store, tmp_path, monkeypa
 
     from core.models import embedding_model_path
     from core.settings import reset_settings
-    from retrievers import rerank as rerank_mod
+    from retrievers import scoring as rerank_mod
     from retrievers.search import resolve_variant
 
     model_dir = tmp_path / "tiny-cross-encoder"
