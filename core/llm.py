@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import warnings
@@ -537,7 +536,7 @@ _cache_lock = threading.Lock()
 
 def choose_backend(ref: str, backend: str | None = None) -> str:
     """Resolve `auto`: server if configured, else llama.cpp with a GGUF, else torch int8."""
-    backend = (backend or os.environ.get("LLM_BACKEND") or "auto").strip().lower()
+    backend = (backend or get_settings().LLM_BACKEND or "auto").strip().lower()
     if backend not in BACKENDS:
         raise LLMError(f"unknown LLM backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend != "auto":

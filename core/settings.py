@@ -31,8 +31,13 @@ class Settings(BaseSettings):
     RERANKER_MODEL: str = ""
 
     LLM_MODEL: str = DEFAULT_LLM_MODEL
+    # auto | openai | llamacpp | torch-int8 | torch-fp32 (auto: server, else GGUF on
+    # llama.cpp when installed, else torch dynamic int8).
+    LLM_BACKEND: str = "auto"
     LLM_BASE_URL: str = ""
     LLM_API_KEY: str = ""
+    # Judge for evals on an OpenAI-compatible server; empty = LLM_MODEL.
+    JUDGE_MODEL: str = ""
     LLM_THREADS: int = Field(default=0, description="CPU threads for generation; 0 = all cores")
     LLM_MAX_NEW_TOKENS: int = 256
 

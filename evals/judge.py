@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 from opik.evaluation.models import OpikBaseModel
@@ -89,7 +88,7 @@ def get_judge(ref: str | None = None, max_new_tokens: int = JUDGE_MAX_NEW_TOKENS
 
     settings = get_settings()
     if settings.LLM_BASE_URL:
-        llm = get_llm(ref or os.environ.get("JUDGE_MODEL") or settings.LLM_MODEL, backend="openai")
+        llm = get_llm(ref or settings.JUDGE_MODEL or settings.LLM_MODEL, backend="openai")
         return TwinJudgeModel(
             llm, f"openai-compatible:{llm.model}", prefill_json=False, max_new_tokens=512
         )

@@ -30,40 +30,11 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
 # Payload fields of an `embedded_*` point, in ARCHITECTURE.md order.
-PAYLOAD_FIELDS = (
-    "document_id",
-    "author_id",
-    "author_full_name",
-    "platform",
-    "category",
-    "link",
-    "title",
-    "chunk_index",
-    "content",
-    "published_at",
-)
 _DEFAULT_PLATFORM = {
     Category.ARTICLES.value: "medium",
     Category.POSTS.value: "linkedin",
     Category.REPOSITORIES.value: "github",
 }
-
-
-def _iso(value: datetime | str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
-    return value.isoformat()
-
-
-def chunk_payload(chunk: Chunk) -> dict[str, Any]:
-    """The `embedded_*` payload of a chunk (published_at as an ISO string or None)."""
-    data = chunk.model_dump(mode="python")
-    payload = {field: data[field] for field in PAYLOAD_FIELDS}
-    payload["category"] = str(payload["category"])
-    payload["published_at"] = _iso(chunk.published_at)
-    return payload
 
 
 def collection_for(chunk: Chunk) -> str:
@@ -81,7 +52,7 @@ def seed_chunks(
     from qdrant_client import models
 
     from retrievers.encoders import dense_encode, embedding_dimension, sparse_encode
-    from retrievers.store import DENSE_VECTOR, SPARSE_VECTOR, ensure_collections
+    from retrievers.store import DENSE_VECTOR, SPARSE_VECTOR, chunk_payload, ensure_collections
 
     ensure_collections(client, embedding_dimension())
     written: dict[str, int] = {}

@@ -12,9 +12,9 @@ import os
 import threading
 import warnings
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from core.domain import CLEANED_COLLECTIONS, EMBEDDED_COLLECTIONS
+from core.domain import CLEANED_COLLECTIONS, EMBEDDED_COLLECTIONS, Chunk
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -30,6 +30,22 @@ _lock = threading.Lock()
 
 class VectorStoreLocked(RuntimeError):
     """The local Qdrant folder is held by another process."""
+
+
+def chunk_payload(chunk: Chunk) -> dict[str, Any]:
+    """The `embedded_*` payload: exactly the ARCHITECTURE.md fields, dates as ISO strings."""
+    return {
+        "document_id": chunk.document_id,
+        "author_id": chunk.author_id,
+        "author_full_name": chunk.author_full_name,
+        "platform": str(chunk.platform),
+        "category": str(chunk.category),
+        "link": chunk.link,
+        "title": chunk.title,
+        "chunk_index": chunk.chunk_index,
+        "content": chunk.content,
+        "published_at": chunk.published_at.isoformat() if chunk.published_at else None,
+    }
 
 
 def _holder_hint(path: str) -> str:

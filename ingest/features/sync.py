@@ -72,22 +72,6 @@ class SyncReport:
         )
 
 
-def chunk_payload(chunk: Chunk) -> dict[str, Any]:
-    """The `embedded_*` payload, exactly the ARCHITECTURE.md fields."""
-    return {
-        "document_id": chunk.document_id,
-        "author_id": chunk.author_id,
-        "author_full_name": chunk.author_full_name,
-        "platform": str(chunk.platform),
-        "category": str(chunk.category),
-        "link": chunk.link,
-        "title": chunk.title,
-        "chunk_index": chunk.chunk_index,
-        "content": chunk.content,
-        "published_at": chunk.published_at.isoformat() if chunk.published_at else None,
-    }
-
-
 def cleaned_payload(doc: CleanedDocument) -> dict[str, Any]:
     """The `cleaned_*` payload: the CleanedDocument fields (datetimes as ISO strings)."""
     return doc.model_dump(mode="json")
@@ -302,7 +286,7 @@ class _Pipeline:
     def _write(self) -> None:
         from qdrant_client import models
 
-        from retrievers.store import DENSE_VECTOR, SPARSE_VECTOR
+        from retrievers.store import DENSE_VECTOR, SPARSE_VECTOR, chunk_payload
 
         while (group := self.to_write.get()) is not _STOP:
             by_collection: dict[str, list[models.PointStruct]] = {}
