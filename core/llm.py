@@ -594,6 +594,21 @@ def lc_to_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return out
 
 
+def _usage(llm: BaseLLM, dicts: list[dict[str, str]], text: str) -> dict[str, int]:
+    """Token counts for tracing (Opik reads `usage_metadata`)."""
+    try:
+        prompt = llm.render(dicts)
+    except LLMError:  # a remote model without a local tokenizer: approximate
+        prompt = "\n".join(m.get("content", "") for m in dicts)
+    prompt_tokens = llm.count_tokens(prompt)
+    output_tokens = llm.count_tokens(text) if text else 0
+    return {
+        "input_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": prompt_tokens + output_tokens,
+    }
+
+
 class TwinChatModel(BaseChatModel):
     """LangChain chat model over `get_llm()`, so graph nodes stream tokens to callbacks
     (LangServe `/stream_events`, LangGraph `stream_mode="messages"`, Opik spans)."""
@@ -633,11 +648,27 @@ class TwinChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         llm = self._get()
-        for piece in llm.stream(lc_to_dicts(messages), **self._args(stop, kwargs)):
+        dicts = lc_to_dicts(messages)
+        pieces = []
+        for piece in llm.stream(dicts, **self._args(stop, kwargs)):
+            pieces.append(piece)
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if run_manager:
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
+        yield self._final_chunk(llm, dicts, "".join(pieces))
+
+    def _final_chunk(
+        self, llm: BaseLLM, dicts: list[dict[str, str]], text: str
+    ) -> ChatGenerationChunk:
+        """An empty closing chunk that carries token counts and the model ref."""
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=_usage(llm, dicts, text),
+                response_metadata={"model_name": llm.name},
+            )
+        )
 
     def _generate(
         self,
@@ -647,8 +678,14 @@ class TwinChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         llm = self._get()
-        text = llm.generate(lc_to_dicts(messages), **self._args(stop, kwargs))
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+        dicts = lc_to_dicts(messages)
+        text = llm.generate(dicts, **self._args(stop, kwargs))
+        message = AIMessage(
+            content=text,
+            usage_metadata=_usage(llm, dicts, text),
+            response_metadata={"model_name": llm.name},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _astream(
         self,
@@ -676,6 +713,7 @@ class TwinChatModel(BaseChatModel):
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
 
         task = loop.run_in_executor(None, produce)
+        pieces: list[str] = []
         try:
             while True:
                 kind, value = await queue.get()
@@ -683,12 +721,14 @@ class TwinChatModel(BaseChatModel):
                     break
                 if kind == "error":
                     raise value
+                pieces.append(value)
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=value))
                 if run_manager:
                     await run_manager.on_llm_new_token(value, chunk=chunk)
                 yield chunk
         finally:
             await task
+        yield await asyncio.to_thread(self._final_chunk, llm, dicts, "".join(pieces))
 
     async def _agenerate(
         self,
@@ -697,12 +737,16 @@ class TwinChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        pieces = [
-            c.message.content
-            async for c in self._astream(messages, stop, run_manager, **kwargs)
-        ]
-        text = "".join(str(p) for p in pieces).strip()
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+        merged: ChatGenerationChunk | None = None
+        async for chunk in self._astream(messages, stop, run_manager, **kwargs):
+            merged = chunk if merged is None else merged + chunk
+        message = merged.message if merged is not None else AIMessageChunk(content="")
+        result = AIMessage(
+            content=str(message.content).strip(),
+            usage_metadata=message.usage_metadata,
+            response_metadata=message.response_metadata,
+        )
+        return ChatResult(generations=[ChatGeneration(message=result)])
 
 
 def get_chat_model(ref: str | None = None, **kwargs: Any) -> TwinChatModel:

@@ -107,6 +107,9 @@ def test_a_request_is_one_trace_with_node_and_llm_spans(tmp_path):
             # Compare decoded text: JSON escaping would split an answer with a newline.
             assert answer.strip()[:20] in "".join(_strings(answer_llm[-1]["output"]))
 
+            usage = answer_llm[-1].get("usage") or {}
+            assert usage.get("prompt_tokens", 0) > 0 and usage.get("completion_tokens", 0) > 0, usage
+
             rerank = [s for s in spans if s["name"] == "rerank" and s.get("output")][-1]
             assert "chunk_id" in json.dumps(rerank["output"])  # retrieved chunk ids
 
