@@ -744,6 +744,9 @@ def main(argv: list[str] | None = None) -> int:
     from retrievers.store import VectorStoreLocked, get_qdrant_client
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from core.logs import quiet_noisy_libraries
+
+    quiet_noisy_libraries()
     settings = get_settings()
     try:
         get_qdrant_client()  # the local store allows one process: fail clearly, early

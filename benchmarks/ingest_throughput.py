@@ -101,22 +101,15 @@ def _js_file(rng: random.Random, n: int) -> str:
 
 
 def build_corpus(seed: int = 7, articles: int = 100, posts: int = 1200, repos: int = 10) -> list:
-    from core.domain import Category, Platform, RawDocument, User, document_id_for_link
+    from core.domain import Category, Platform, RawDocument, User
 
     rng = random.Random(seed)
     author = User.from_full_name("Bench Author")
     docs = []
 
     def doc(category: Category, platform: Platform, link: str, title: str, content) -> RawDocument:
-        return RawDocument(
-            _id=document_id_for_link(platform.value, link),
-            author_id=author.id,
-            author_full_name=author.full_name,
-            platform=platform,
-            category=category,
-            link=link,
-            title=title,
-            content=content,
+        return RawDocument.for_link(
+            author, platform=platform, category=category, link=link, title=title, content=content
         )
 
     for i in range(articles):

@@ -109,6 +109,31 @@ class RawDocument(BaseModel):
         if not self.content_hash:
             self.content_hash = content_hash(self.content)
 
+    @classmethod
+    def for_link(
+        cls,
+        author: User,
+        *,
+        platform: Platform | str,
+        category: Category,
+        link: str,
+        title: str,
+        content: str | dict[str, Any],
+        published_at: datetime | None = None,
+    ) -> RawDocument:
+        """A document identified by its canonical link (crawled pages, export items, repos)."""
+        return cls(
+            _id=document_id_for_link(str(platform), link),
+            author_id=author.id,
+            author_full_name=author.full_name,
+            platform=platform,
+            category=category,
+            link=link,
+            title=title,
+            content=content,
+            published_at=published_at,
+        )
+
     def to_record(self) -> dict[str, Any]:
         """The warehouse form: `_id` key, enums as strings."""
         return self.model_dump(by_alias=True, mode="python")

@@ -239,10 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from core.logs import quiet_noisy_libraries
     from core.models import ModelNotAvailable
     from core.warehouse import WarehouseError
     from ingest.features.sync import FeatureStoreError
     from retrievers.store import VectorStoreLocked
+
+    quiet_noisy_libraries()
 
     try:
         return args.func(args)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup
 
-from core.domain import Category, RawDocument, User, document_id_for_link
+from core.domain import Category, RawDocument, User
 from core.safe_fetch import FetchError, FetchResult, fetch
 from ingest.crawlers import extract
 from ingest.errors import CollectFailure
@@ -95,10 +95,8 @@ class BaseCrawler:
         content: str | dict,
         published_at=None,
     ) -> RawDocument:
-        return RawDocument(
-            _id=document_id_for_link(self.platform, link),
-            author_id=author.id,
-            author_full_name=author.full_name,
+        return RawDocument.for_link(
+            author,
             platform=self.platform,
             category=self.category,
             link=link,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from core.domain import Category, Platform, RawDocument, User, document_id_for_link
+from core.domain import Category, Platform, RawDocument, User
 from ingest.errors import CollectFailure
 from ingest.importers.decoding import UndecodableError, decode_text
 from ingest.importers.local_files import parse_date
@@ -207,10 +207,8 @@ def _document(
     content: dict[str, Any],
     published_at: Any,
 ) -> RawDocument:
-    return RawDocument(
-        _id=document_id_for_link(platform.value, link),
-        author_id=author.id,
-        author_full_name=author.full_name,
+    return RawDocument.for_link(
+        author,
         platform=platform,
         category=category,
         link=link,
