@@ -154,9 +154,11 @@ def test_max_new_tokens_is_capped_by_settings(twin):
         assert response.status_code == 200
         for _, event, data in _sse_events(response):
             if event == "data" and data.get("event") == "on_chat_model_stream":
-                if data["metadata"].get("langgraph_node") == "generate":
+                chunk = (data.get("data") or {}).get("chunk") or {}
+                # Text pieces only: the closing chunk carries token counts, no text.
+                if data["metadata"].get("langgraph_node") == "generate" and chunk.get("content"):
                     tokens += 1
-    assert 0 < tokens <= 24 + 2  # + the empty first/last chunks some backends send
+    assert 0 < tokens <= 24 + 2  # a piece is at least one token; +2 for detokenizer slack
 
 
 def test_schemas_and_playground_are_served(twin):
