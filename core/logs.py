@@ -17,3 +17,12 @@ _QUIET = {
 def quiet_noisy_libraries() -> None:
     for name, level in _QUIET.items():
         logging.getLogger(name).setLevel(level)
+
+
+def setup_cli_logging(verbose: bool = False) -> None:
+    """Log format and level for the `python -m …` commands (to stderr)."""
+    quiet_noisy_libraries()
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import Any
 
@@ -173,13 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from core.logs import quiet_noisy_libraries
+    from core.logs import setup_cli_logging
 
-    quiet_noisy_libraries()
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    setup_cli_logging(args.verbose)
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
