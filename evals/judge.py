@@ -21,7 +21,7 @@ from typing import Any
 
 from opik.evaluation.models import OpikBaseModel
 
-from core.settings import OFFLINE_LLM_FALLBACK, get_settings
+from core.settings import OFFLINE_SMOLLM2, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ def get_judge(ref: str | None = None, max_new_tokens: int = JUDGE_MAX_NEW_TOKENS
         return TwinJudgeModel(
             llm, f"openai-compatible:{llm.model}", prefill_json=False, max_new_tokens=512
         )
-    llm = get_llm(ref or OFFLINE_LLM_FALLBACK)
+    # The small model keeps ~2k-token judge prompts affordable on a CPU; it stays labelled weak.
+    llm = get_llm(ref or OFFLINE_SMOLLM2)
     return TwinJudgeModel(llm, LOCAL_WEAK, prefill_json=True, max_new_tokens=max_new_tokens)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.settings import OFFLINE_LLM_FALLBACK, get_settings
+from core.settings import OFFLINE_TRAIN_BASE, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def resolve_refs(
                 f"model {name!r} has no candidate or accepted version in the registry "
                 f"({get_settings().registry_dir}); train one with `python -m finetune train`, "
                 "or pass --candidate REF (a registry ref, a model folder, or "
-                f"{OFFLINE_LLM_FALLBACK})"
+                f"{OFFLINE_TRAIN_BASE})"
             )
         candidate = _registry_ref(name, chosen)
     if candidate.startswith("registry:"):
@@ -203,7 +203,7 @@ def resolve_refs(
         manifest = version.manifest
         candidate_version = version.version
         candidate = _registry_ref(name, version.version)
-    base = base or manifest.get("base_model") or OFFLINE_LLM_FALLBACK
+    base = base or manifest.get("base_model") or OFFLINE_TRAIN_BASE
     production = _registry_ref(name, accepted) if accepted else None
     return ModelRefs(
         candidate=candidate,

@@ -41,14 +41,14 @@ def _print(data: Any, as_json: bool) -> None:
 
 
 def _add_train_args(p: argparse.ArgumentParser, with_author: bool = True) -> None:
-    from core.settings import OFFLINE_LLM_FALLBACK
+    from core.settings import OFFLINE_TRAIN_BASE
 
     if with_author:
         p.add_argument("--author", required=True, help="author full name (as ingested)")
     p.add_argument("--method", choices=("sft", "dpo"), default="sft")
     p.add_argument(
         "--base-model",
-        default=OFFLINE_LLM_FALLBACK,
+        default=OFFLINE_TRAIN_BASE,
         help="HF id, local folder, .gguf, offline:… or registry:NAME@TAG",
     )
     p.add_argument("--dataset-version", default=None, help="default: the author's latest")

@@ -498,7 +498,7 @@ def build_instruct_dataset(
     progress: bool = False,
 ) -> DatasetVersion:
     """Build (or reuse) the author's instruct dataset version from their cleaned documents."""
-    from core.settings import OFFLINE_LLM_FALLBACK
+    from core.settings import OFFLINE_TRAIN_BASE
     from finetune.generator import GenerationClient, generator_id, make_instruction
 
     params = params or BuildParams()
@@ -509,7 +509,7 @@ def build_instruct_dataset(
             f"no cleaned documents for author {author!r}: ingest their writing first "
             f'(`python -m ingest add SOURCE --author "{author}"`)'
         )
-    generator = generator or OFFLINE_LLM_FALLBACK
+    generator = generator or OFFLINE_TRAIN_BASE
     gen_id = generator_id(generator) if use_llm else "template"
     sources = [
         {"document_id": str(d["document_id"]), "content_hash": d.get("content_hash", "")}
@@ -695,7 +695,7 @@ def build_preference_dataset(
     **instruct_kwargs: Any,
 ) -> DatasetVersion:
     """Preference pairs (prompt, chosen = author, rejected = base model) + feedback pairs."""
-    from core.settings import OFFLINE_LLM_FALLBACK
+    from core.settings import OFFLINE_TRAIN_BASE
     from finetune.generator import GenerationClient, generator_id, generic_answer
 
     params = params or BuildParams()
@@ -704,7 +704,7 @@ def build_preference_dataset(
         instruct = build_instruct_dataset(
             author, params=params, use_llm=use_llm, progress=progress, **instruct_kwargs
         )
-    base_model = base_model or OFFLINE_LLM_FALLBACK
+    base_model = base_model or OFFLINE_TRAIN_BASE
     feedback = feedback_pairs(_feedback_records())
     identity = {
         "kind": PREFERENCE,

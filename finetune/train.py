@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.settings import OFFLINE_LLM_FALLBACK
+from core.settings import OFFLINE_TRAIN_BASE
 
 log = logging.getLogger(__name__)
 DEFAULT_TARGETS = "q_proj,k_proj,v_proj,o_proj"
@@ -45,7 +45,7 @@ DEFAULT_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 class TrainConfig:
     author: str
     method: str = "sft"  # sft | dpo
-    base_model: str = OFFLINE_LLM_FALLBACK
+    base_model: str = OFFLINE_TRAIN_BASE
     dataset_version: str | None = None
     max_steps: int = 60
     batch_size: int = 2
@@ -451,10 +451,10 @@ def register_run(
     if config.export_gguf:
         try:
             source_gguf = None
-            if config.base_model == OFFLINE_LLM_FALLBACK:
-                from core.models import offline_llm_gguf
+            from core.models import OFFLINE_LLMS, offline_llm_gguf
 
-                source_gguf = offline_llm_gguf()
+            if config.base_model in OFFLINE_LLMS:
+                source_gguf = offline_llm_gguf(config.base_model)
             export.export_gguf(path / "merged", path / "quantized" / export.GGUF_FILE, source_gguf)
             artifacts["gguf"] = f"quantized/{export.GGUF_FILE}"
         except (ValueError, KeyError, ImportError, OSError) as exc:

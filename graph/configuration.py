@@ -39,7 +39,11 @@ class Configuration:
 
     llm_model: str = field(default_factory=_settings_llm_model)
     max_new_tokens: int = field(default_factory=_settings_max_new_tokens)
-    temperature: float = 0.7
+    temperature: Annotated[
+        float | None, {"description": "sampling temperature; empty = the model's tuned default"}
+    ] = None
+    # Answers may run this many tokens past max_new_tokens to end on a full sentence.
+    sentence_grace: int = 48
     history_messages: Annotated[int, {"description": "prior chat messages in the prompt"}] = 6
 
     # Self-query: deterministic extraction always runs; the LLM's JSON is used only where it

@@ -20,8 +20,16 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.configuration import Configuration
-from graph.nodes import expand_query, generate, rerank, retrieve, route_retrieval, self_query
-from graph.state import InputState, OutputState, State
+from graph.nodes import (
+    GraphNode,
+    expand_query,
+    generate,
+    rerank,
+    retrieve,
+    route_retrieval,
+    self_query,
+)
+from graph.state import InputState, OutputState, RetrieveTask, State
 
 
 def build_graph(*, generate_answer: bool = True) -> StateGraph:
@@ -30,12 +38,15 @@ def build_graph(*, generate_answer: bool = True) -> StateGraph:
     builder = StateGraph(
         State, context_schema=Configuration, input_schema=InputState, output_schema=OutputState
     )
-    builder.add_node("self_query", self_query)
-    builder.add_node("expand_query", expand_query)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("rerank", rerank)
+    # GraphNode: the async node functions also serve sync `invoke`/`stream`/`batch`.
+    builder.add_node("self_query", GraphNode(self_query))
+    builder.add_node("expand_query", GraphNode(expand_query))
+    # A runnable's input type is not inferred like a function's: `retrieve` takes the
+    # `Send` payload, not the state.
+    builder.add_node("retrieve", GraphNode(retrieve), input_schema=RetrieveTask)
+    builder.add_node("rerank", GraphNode(rerank))
     if generate_answer:
-        builder.add_node("generate", generate)
+        builder.add_node("generate", GraphNode(generate))
     builder.add_edge(START, "self_query")
     builder.add_edge("self_query", "expand_query")
     builder.add_conditional_edges("expand_query", route_retrieval, ["retrieve"])

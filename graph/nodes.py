@@ -1,13 +1,19 @@
 """The twin graph's nodes: async, verb-named, each returns a partial state update.
 
 self_query → expand_query → retrieve (one `Send` per query × collection) → rerank → generate
+
+Each node is written once, as a coroutine; `GraphNode` gives the graph a sync entry to the
+same coroutine, so `graph.invoke`/`stream`/`batch` work like `ainvoke`/`astream`.
 """
 
 
 import asyncio
+import concurrent.futures
+import contextvars
 import logging
 import re
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from langchain_core.documents import Document
@@ -18,9 +24,10 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
 )
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.types import Send
 
+from core.llm import trim_to_sentence
 from graph import extract
 from graph.configuration import ALL_COLLECTIONS, Configuration
 from graph.prompts import LINK_FAILED_NOTE, SYSTEM_PROMPT, format_context, twin_messages
@@ -38,6 +45,55 @@ FIRST_STAGE_OF = {
     "weighted": "hybrid-weighted",
     "qdrant-rrf": "qdrant-rrf",
 }
+
+
+# ----------------------------------------------------------------------------- sync entry
+AsyncNode = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+
+
+def run_coroutine_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run `coro` to completion from sync code and return its result.
+
+    Context variables (LangGraph's current config and callbacks) carry over, as they do
+    into an awaited node. Where this thread already runs an event loop (a sync
+    `graph.invoke` called from async code or a notebook) the coroutine gets a fresh loop
+    in a worker thread, since a running loop cannot be re-entered.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    context = contextvars.copy_context()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="twin-node") as pool:
+        return pool.submit(context.run, asyncio.run, coro).result()
+
+
+class GraphNode(Runnable[Any, dict[str, Any]]):
+    """A node whose one implementation is its async function.
+
+    `ainvoke` awaits it (cancellable, the loop stays free); `invoke`, which LangGraph's
+    sync `invoke`/`stream`/`batch` call, runs the same coroutine to completion, so both
+    give identical results. Like LangGraph's wrapper for a plain function, it calls the
+    function with `config` and opens no trace run of its own: traces keep one span per
+    node, with the LLM span directly under it.
+    """
+
+    def __init__(self, afunc: AsyncNode, *, name: str | None = None) -> None:
+        self.afunc = afunc
+        self.name = name or afunc.__name__
+
+    def __repr__(self) -> str:
+        return f"GraphNode({self.name})"
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return run_coroutine_sync(self.ainvoke(input, config, **kwargs))
+
+    async def ainvoke(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        # As LangGraph's own node wrapper: the task's config as given, else the current one.
+        config = config if config is not None else ensure_config()
+        return await self.afunc(input, config=config, **kwargs)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -379,7 +435,9 @@ async def generate(state: State, *, config: RunnableConfig | None = None) -> dic
         message = AIMessage(content="Send a request (a question or what to write) to get an answer.")
         return {"answer": message.content, "messages": [message]}
     messages = build_messages(state, cfg)
-    reply = await _chat_model(cfg).ainvoke(_to_lc(messages), config=config)
-    answer = _text_of(reply).strip()
+    reply = await _chat_model(cfg).ainvoke(
+        _to_lc(messages), config=config, sentence_grace=cfg.sentence_grace
+    )
+    answer = trim_to_sentence(_text_of(reply)) if cfg.sentence_grace else _text_of(reply).strip()
     message = AIMessage(content=answer, id=reply.id, response_metadata={"model": cfg.llm_model})
     return {"answer": answer, "messages": [message]}

@@ -7,11 +7,11 @@ client code. Local mode allows one client per folder: a second process gets
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 import warnings
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from core.domain import CLEANED_COLLECTIONS, EMBEDDED_COLLECTIONS, Chunk
@@ -26,6 +26,9 @@ SPARSE_VECTOR = "sparse"
 KEYWORD_INDEXES = ("document_id", "author_id", "author_full_name", "platform", "category")
 DATETIME_INDEXES = ("published_at",)
 _lock = threading.Lock()
+_client_lock = threading.Lock()
+_client: QdrantClient | None = None
+_close_registered = False
 
 
 class VectorStoreLocked(RuntimeError):
@@ -63,9 +66,31 @@ def _holder_hint(path: str) -> str:
     return ""
 
 
-@lru_cache(maxsize=1)
 def get_qdrant_client() -> QdrantClient:
-    """One client per process: local folder by default, a server when QDRANT_URL is set."""
+    """One client per process: local folder by default, a server when QDRANT_URL is set.
+
+    Closed at interpreter exit (or earlier by `close_qdrant_client`).
+    """
+    global _client, _close_registered
+    client = _client
+    if client is not None:
+        return client
+    # Locked: the graph's parallel `retrieve` branches may ask for the first client at
+    # once, and a second local client on the same folder fails as `VectorStoreLocked`.
+    with _client_lock:
+        if _client is None:
+            _client = _open_client()
+            if not _close_registered:
+                # Left to `QdrantClient.__del__` at interpreter shutdown, local mode's close
+                # imports portalocker after the import system is gone and prints an
+                # "Exception ignored … sys.meta_path is None" traceback on every exit;
+                # atexit handlers run while imports still work.
+                atexit.register(_close_at_exit)
+                _close_registered = True
+        return _client
+
+
+def _open_client() -> QdrantClient:
     from qdrant_client import QdrantClient
 
     from core.settings import get_settings
@@ -89,10 +114,20 @@ def get_qdrant_client() -> QdrantClient:
 
 
 def close_qdrant_client() -> None:
-    """Release the local folder (tests and CLIs that hand the store to another process)."""
-    if get_qdrant_client.cache_info().currsize:
-        get_qdrant_client().close()
-    get_qdrant_client.cache_clear()
+    """Release the local folder (tests and CLIs that hand the store to another process);
+    the next `get_qdrant_client()` opens a fresh client."""
+    global _client
+    with _client_lock:
+        client, _client = _client, None
+    if client is not None:
+        client.close()
+
+
+def _close_at_exit() -> None:
+    try:
+        close_qdrant_client()
+    except Exception as exc:  # noqa: BLE001 - exiting anyway: one line, not a traceback
+        log.warning("closing the vector store at exit failed: %s", exc)
 
 
 def _create_payload_indexes(client: QdrantClient, name: str) -> None:

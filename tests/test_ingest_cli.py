@@ -146,3 +146,32 @@ def test_nothing_succeeded_exits_non_zero(data_dir: Path, tmp_path: Path, capsys
     code, _, err = _main(["add", str(tmp_path / "nope"), "--author", "Maya Lindqvist"], capsys)
     assert code == 1
     assert "failed:" in err and "Traceback" not in err
+
+
+def _assert_clean_exit(result: subprocess.CompletedProcess) -> None:
+    """No shutdown noise: an unclosed local Qdrant client prints an "Exception ignored in
+    QdrantClient.__del__ … sys.meta_path is None" traceback as the interpreter exits."""
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "__del__" not in result.stderr, result.stderr
+
+
+def test_exits_close_the_vector_store_without_a_traceback(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("QDRANT_URL", "MONGODB_URI")}
+    env.update(DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
+    # A script that uses the cached client and never closes it: the factory closes it at exit.
+    made = subprocess.run(
+        [sys.executable, "-c",
+         "from retrievers.store import ensure_collections, get_qdrant_client\n"
+         "ensure_collections(get_qdrant_client(), 8)\nprint('made')"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    _assert_clean_exit(made)
+    assert made.stdout.strip() == "made"
+
+    result = _run(["status", "--json"], data_dir, timeout=120)
+    _assert_clean_exit(result)
+    status = json.loads(result.stdout)
+    assert {k: list(v) for k, v in status.items()} == STATUS_KEYS
+    assert all(v == 0 for v in status["vector_store"].values())

@@ -65,11 +65,12 @@ def test_get_llm_loads_once_per_process(int8_llm) -> None:
 
 def test_auto_backend_choice(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
     import core.llm as llm
+    import core.llm.factory as factory
     from core.settings import reset_settings
 
-    monkeypatch.setattr(llm, "llamacpp_available", lambda: False)
+    monkeypatch.setattr(factory, "llamacpp_available", lambda: False)
     assert llm.choose_backend(OFFLINE) == "torch-int8"
-    monkeypatch.setattr(llm, "llamacpp_available", lambda: True)
+    monkeypatch.setattr(factory, "llamacpp_available", lambda: True)
     assert llm.choose_backend(OFFLINE) == "llamacpp"  # the offline GGUF exists
     monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
     reset_settings()

@@ -306,3 +306,118 @@ def test_plain_text_keeps_lists_and_unwraps_prose(tmp_path: Path) -> None:
         "so every sentence spans several lines of the file and should read as one paragraph."
         "\n\nThree things:\n\n1. open with a scene\n2. keep paragraphs short\n- and a bullet"
     )
+
+
+RST_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "rst" / "pep-9001.rst"
+
+
+def test_rst_pep_header_and_structure() -> None:
+    (doc,) = list(import_path(RST_FIXTURE, AUTHOR))
+    assert isinstance(doc, RawDocument) and doc.category == Category.ARTICLES
+    assert doc.title == doc.content["title"] == "Retrieval That Respects Code"
+    assert doc.published_at == datetime(2001, 4, 19, tzinfo=UTC)
+    assert doc.content["header_authors"] == ["Maya Lindqvist", "Jonas Berg"]
+    header = doc.content["header"]
+    assert header["PEP"] == "9001" and header["Status"] == "Draft"
+    assert header["Post-History"] == "20-Apr-2001, 02-May-2001"  # continuation joined
+
+    text = doc.content["text"]
+    for absent in ("PEP: 9001", "Status:", "Draft", "maya@example.com", "19-Apr-2001", "fixture"):
+        assert absent not in text, absent  # header and rst comment stay out of the text
+    assert text.startswith("# Abstract\n\nThis proposal keeps code blocks whole")
+    assert "# Motivation" in text and "## Sphinx-flavoured markup" in text
+    assert "[project page](https://example.com/twin)" in text
+    assert "- they cut a function in the middle,\n- they drop the indentation," in text
+    assert "```\ndef keep(x):\n    return x  # indentation kept\n```" in text
+    # Sphinx-only markup keeps its text: code-block with :linenos:, roles, versionadded.
+    assert "```\nchunks = split(document, respect_code=True)\n```" in text
+    assert "The helper split and the chunking guide describe the details." in text
+    assert "Added in version 1.2\n\nCode-aware chunking became the default." in text
+    assert ":func:" not in text and "code-block" not in text
+
+    # The header metadata is not embedded: cleaning reads only the text keys.
+    from ingest.features.cleaning import clean_document
+
+    cleaned = clean_document(doc).content
+    assert cleaned.startswith("# Abstract") and "Jonas Berg" not in cleaned
+    assert "Informational" not in cleaned and "Maya Lindqvist" not in cleaned
+
+
+def test_rst_without_header(tmp_path: Path) -> None:
+    path = tmp_path / "2024-05-01-notes.rst"
+    path.write_text(
+        "Note: this first line is a paragraph, not a header.\n\n"
+        "Chunking Notes\n==============\n\nSome prose with ``inline`` code.\n\n"
+        "Details\n-------\n\n.. code:: python\n\n   x = 1\n",
+        encoding="utf-8",
+    )
+    (doc,) = list(import_path(path, AUTHOR))
+    assert doc.title == "Chunking Notes"
+    assert doc.published_at == datetime(2024, 5, 1, tzinfo=UTC)  # file name prefix
+    assert set(doc.content) == {"title", "text"}
+    assert doc.content["text"] == (
+        "Note: this first line is a paragraph, not a header.\n\n# Chunking Notes\n\n"
+        "Some prose with inline code.\n\n## Details\n\n```\nx = 1\n```"
+    )
+
+
+def test_rst_header_fields() -> None:
+    from ingest.importers import rst
+
+    header, body = rst.split_header("Title: T\nAuthor: guido@python.org (Guido van Rossum)\n\nB\n")
+    assert header == {"Title": "T", "Author": "guido@python.org (Guido van Rossum)"}
+    assert body == "\nB\n"
+    assert rst.author_names(header["Author"]) == ["Guido van Rossum"]
+    assert rst.author_names("A B <a@b.c>, solo@b.c, C D") == ["A B", "C D"]
+    # Not a header: a non-field line in the block, or no known field name.
+    assert rst.split_header("Title: T\nnot a field\n\nB\n")[0] == {}
+    assert rst.split_header("Note: draft\n\nB\n")[0] == {}
+    assert rst.parse_header_date("2001-04-19") == datetime(2001, 4, 19, tzinfo=UTC)
+    assert rst.parse_header_date("19 April 2001") == datetime(2001, 4, 19, tzinfo=UTC)
+    assert rst.parse_header_date("31-Feb-2001") is None
+    assert rst.parse_header_date("sometime in spring") is None
+
+
+def test_rst_broken_markup_and_empty(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # docutils recurses once per nesting level and raises RecursionError here.
+    nested = tmp_path / "nested.rst"
+    nested.write_text("A paragraph before the list.\n\n" + "* " * 300 + "leaf\n")
+    include = tmp_path / "include.rst"
+    include.write_text(
+        f"Kept text.\n\n.. include:: {nested}\n\n.. raw:: html\n\n   <b>raw html</b>\n"
+    )
+    only_header = tmp_path / "only-header.rst"
+    only_header.write_text("PEP: 1\nTitle: Nothing else\n\n.. just a comment\n")
+    docs, failures = _by_name(list(import_path(tmp_path, AUTHOR)))
+    assert docs["nested.rst"].content["text"].startswith("A paragraph before the list.")
+    assert docs["nested.rst"].content["text"].endswith("* * leaf")
+    assert docs["include.rst"].content["text"] == "Kept text."  # no file read, no raw HTML
+    assert failures == {"only-header.rst": "no text extracted"}
+    err = capfd.readouterr().err  # docutils reports look like "<string>:3: (ERROR/3) …"
+    assert "(ERROR/" not in err and "(WARNING/" not in err and "(SEVERE/" not in err
+
+
+@pytest.mark.slow
+def test_ingest_add_folder_with_rst(data_dir: Path, tmp_path: Path, capsys) -> None:
+    import json
+    import shutil
+
+    from core.warehouse import get_warehouse
+    from ingest.cli import main
+
+    src = tmp_path / "peps"
+    src.mkdir()
+    shutil.copy(RST_FIXTURE, src / RST_FIXTURE.name)
+    assert main(["add", str(src), "--author", "Maya Lindqvist"]) == 0
+    assert "collected: 1 added, 0 updated, 0 unchanged, 0 failed" in capsys.readouterr().out
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["warehouse"]["articles"] == status["vector_store"]["cleaned_articles"] == 1
+    assert status["vector_store"]["embedded_articles"] >= 1  # one point per chunk
+
+    (expected,) = list(import_path(src / RST_FIXTURE.name, AUTHOR))
+    with get_warehouse() as warehouse:
+        record = warehouse.get("articles", expected.id)
+    assert record is not None and record["title"] == "Retrieval That Respects Code"
+    assert record["content"]["header_authors"] == ["Maya Lindqvist", "Jonas Berg"]
+    assert "# Abstract" in record["content"]["text"]

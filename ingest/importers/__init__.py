@@ -10,7 +10,7 @@
    imported on its own (zip files inside as exports, sub-folders with `.git` as
    repositories), with a progress bar;
 4. a file → one local document (local_files.py: .md/.markdown, .html/.htm, .txt, .pdf,
-   .docx; category rule documented there).
+   .docx, .rst; category rule documented there).
 Every bad item is a CollectFailure(item, reason); nothing raises out of `import_path`.
 """
 

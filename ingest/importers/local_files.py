@@ -1,25 +1,30 @@
-"""Local documents (.md/.markdown, .html/.htm, .txt, .pdf, .docx) → raw documents.
+"""Local documents (.md/.markdown, .html/.htm, .txt, .rst, .pdf, .docx) → raw documents.
 
 Extraction goes through `unstructured` partitioners, offline (see offline_nlp.py); PDFs are
-read with `pypdf` and their text partitioned as plain text (no `unstructured[pdf]`). The
-text keeps Markdown structure: headings as `#` lines, lists, fenced code verbatim, links
-with their URLs.
+read with `pypdf` and their text partitioned as plain text (no `unstructured[pdf]`);
+reStructuredText is rendered to HTML by docutils first (rst.py). The text keeps Markdown
+structure: headings as `#` lines, lists, fenced code verbatim, links with their URLs.
 
 Each file becomes one document:
 - `_id` = document_id_for_file(author id, sha256 of the file's bytes); `link` = the file's
   `file://` URI; platform `file`.
 - title: Markdown/HTML/DOCX — the first heading, else front matter `title:` (Markdown),
-  else `<title>` (HTML); PDF — its metadata title; else the first short line (text/PDF);
-  else the file name without extension.
-- published_at: front matter `date:` of a Markdown/text file when present, else a
-  `YYYY-MM-DD-` file name prefix, else None.
+  else `<title>` (HTML); reStructuredText — a PEP-style header's `Title:`, else the first
+  section heading; PDF — its metadata title; else the first short line (text/PDF); else
+  the file name without extension.
+- published_at: front matter `date:` of a Markdown/text file when present, a PEP-style
+  header's `Created:` (.rst), else a `YYYY-MM-DD-` file name prefix, else None.
+- reStructuredText with a PEP-style header (`PEP:`, `Title:`, `Author:`, `Created:` …)
+  also keeps the header fields under `header` and the author names (no e-mail addresses)
+  under `header_authors` in its content; neither is embedded (cleaning reads text keys).
 - category rule: a file inside a folder named `posts` (any depth below, or the folder that
   was given itself, case-insensitive) is a post; a `.txt` file whose text is shorter than
-  3,000 characters is a post; everything else (.md/.html/.pdf/.docx, long .txt) is an
+  3,000 characters is a post; everything else (.md/.html/.rst/.pdf/.docx, long .txt) is an
   article. Posts carry `{"text"}`, articles `{"title", "text"}`.
 - Failures (one CollectFailure each, naming the file): unsupported extension, empty file,
   file over MAX_FILE_BYTES, binary or mostly undecodable text, unreadable PDF/DOCX, no text
-  extracted. Text that is not UTF-8 is decoded with a detected encoding (charset-normalizer)
+  extracted (reStructuredText that docutils cannot render is read as plain text instead).
+  Text that is not UTF-8 is decoded with a detected encoding (charset-normalizer)
   or cp1252, and a warning says which.
 """
 
@@ -31,7 +36,7 @@ import logging
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.domain import Category, Platform, RawDocument, User, document_id_for_file
 from ingest.errors import CollectFailure
@@ -54,13 +59,25 @@ POSTS_FOLDER = "posts"
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 TEXT_SUFFIXES = {".txt"}
-SUPPORTED_SUFFIXES = MARKDOWN_SUFFIXES | HTML_SUFFIXES | TEXT_SUFFIXES | {".pdf", ".docx"}
+RST_SUFFIXES = {".rst"}
+SUPPORTED_SUFFIXES = (
+    MARKDOWN_SUFFIXES | HTML_SUFFIXES | TEXT_SUFFIXES | RST_SUFFIXES | {".pdf", ".docx"}
+)
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 
 
 class FileImportError(Exception):
     """A file that cannot become a document; the message is the reason."""
+
+
+class Extracted(NamedTuple):
+    """One file's extraction; `extra` are content fields besides title and text."""
+
+    text: str
+    title: str
+    published_at: datetime | None
+    extra: dict[str, Any] = {}
 
 
 def is_supported_file(path: Path) -> bool:
@@ -173,26 +190,32 @@ def _extract_pdf(data: bytes) -> tuple[str, str]:
     return markdown, meta_title or _first_short_line(markdown)
 
 
-def extract(path: Path, data: bytes) -> tuple[str, str, datetime | None]:
-    """(markdown text, title, published_at) for one file's bytes."""
+def extract(path: Path, data: bytes) -> Extracted:
+    """(markdown text, title, published_at, extra content fields) for one file's bytes."""
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         text, title = _extract_pdf(data)
-        return text, title, None
+        return Extracted(text, title, None)
     if suffix == ".docx":
         try:
             elements = partition_docx_bytes(data)
         except Exception as exc:  # noqa: BLE001 - python-docx raises many kinds
             raise FileImportError(f"unreadable DOCX: {exc}") from exc
-        return elements_to_markdown(elements), first_heading(elements), None
+        return Extracted(elements_to_markdown(elements), first_heading(elements), None)
 
     raw = _decode(path, data)
+    if suffix in RST_SUFFIXES:
+        # Imported here: docutils is only loaded when a folder holds .rst files.
+        from ingest.importers.rst import extract_rst
+
+        rst = extract_rst(raw, str(path))
+        return Extracted(rst.text, rst.title, rst.published_at, rst.extra)
     front, body = split_front_matter(raw)
     published_at = parse_date(front.get("date"))
     if suffix in MARKDOWN_SUFFIXES:
         elements = partition_markdown(body)
         title = first_heading(elements) or str(front.get("title") or "").strip()
-        return elements_to_markdown(elements), title, published_at
+        return Extracted(elements_to_markdown(elements), title, published_at)
     if suffix in HTML_SUFFIXES:
         from bs4 import BeautifulSoup
 
@@ -201,11 +224,11 @@ def extract(path: Path, data: bytes) -> tuple[str, str, datetime | None]:
         if not title:
             head_title = BeautifulSoup(raw, "html.parser").title
             title = head_title.get_text(" ", strip=True) if head_title else ""
-        return elements_to_markdown(elements), title, None
+        return Extracted(elements_to_markdown(elements), title, None)
     # Plain text: paragraphs only, no guessed headings.
     text = elements_to_markdown(partition_plain_text(body), headings=False)
     title = str(front.get("title") or "").strip() or _first_short_line(text)
-    return text, title, published_at
+    return Extracted(text, title, published_at)
 
 
 def load_file(
@@ -231,7 +254,7 @@ def load_file(
                 f"file too large ({size / 1e6:.1f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)"
             )
         data = path.read_bytes()
-        text, title, published_at = extract(path, data)
+        text, title, published_at, extra = extract(path, data)
         if not text.strip():
             raise FileImportError("empty file" if not data.strip() else "no text extracted")
     except FileImportError as exc:
@@ -253,6 +276,8 @@ def load_file(
             "text": text,
         }
     )
+    # Metadata only (e.g. an .rst header): cleaning embeds the text keys, not these.
+    content.update(extra)
     return RawDocument(
         _id=document_id_for_file(author.id, hashlib.sha256(data).hexdigest()),
         author_id=author.id,

@@ -1,0 +1,341 @@
+"""Twin quality on real writing: does the twin write on topic, in the author's voice, fast?
+
+    python benchmarks/twin_quality.py --corpus ../shared/corpora/peps [--holdout 2]
+        [--variants qwen-llamacpp,smollm2-llamacpp,...] [--json out.json]
+
+Data: a folder of per-author subfolders of documents (.rst, .md, .txt, .html…). Whole
+documents are held out per author (`--holdout` each, chosen by a seeded shuffle); the rest
+are ingested through the production pipeline (`python -m ingest add … --author NAME`) into
+the benchmark's own DATA_DIR. For every held-out document the twin is asked, with its
+author set, to write a passage for the document's title; retrieval (the graph's retrieval
+stage, so the author's *other* documents) is run once per request, and every variant
+answers the same prompt (`graph.nodes.build_messages`, the served prompt format).
+
+Reported per variant (evals/answer_quality.py): degenerate share; topicality = MiniLM
+similarity to the held-out document − mean similarity to the other held-out documents
+(the documents' own passages give the ceiling); attribution = share of answers a character
+n-gram classifier, trained on the authors' ingested documents, gives to the right author
+(chance = 1/authors; the held-out documents' own passages give the ceiling); speed = time
+to first token, decode tokens/s, seconds per answer (medians). Answers are written to
+`<work-dir>/answers-<variant>.jsonl` for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "OPIK_TRACK_DISABLE": "true",
+    "LANGSMITH_TRACING": "false",
+}
+SUFFIXES = {".rst", ".md", ".markdown", ".txt", ".html", ".htm"}
+REQUEST = 'Write a passage for a post titled "{title}".'
+
+# name → (model ref, backend, sampling overrides, configuration overrides)
+VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
+    "qwen-llamacpp": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {}),
+    "qwen-llamacpp-greedy": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp",
+        {"temperature": 0.0, "repetition_penalty": 1.1}, {},
+    ),
+    "qwen-llamacpp-t0.7": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp",
+        {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1}, {},
+    ),
+    "qwen-llamacpp-norp": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp",
+        {"temperature": 0.3, "repetition_penalty": 1.0}, {},
+    ),
+    "qwen-llamacpp-k2": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 2}),
+    "qwen-llamacpp-k0": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 0}),
+    "qwen-int8": ("offline:Qwen2.5-Coder-0.5B-Instruct", "torch-int8", {}, {}),
+    "qwen-fp32": ("offline:Qwen2.5-Coder-0.5B-Instruct", "torch-fp32", {}, {}),
+    "smollm2-llamacpp": ("offline:SmolLM2-135M-Instruct", "llamacpp", {}, {}),
+    "smollm2-llamacpp-t0.7": (
+        "offline:SmolLM2-135M-Instruct", "llamacpp",
+        {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.15}, {},
+    ),
+    "smollm2-int8": ("offline:SmolLM2-135M-Instruct", "torch-int8", {}, {}),
+    "smollm2-fp32": ("offline:SmolLM2-135M-Instruct", "torch-fp32", {}, {}),
+}  # fmt: skip
+
+
+def load_corpus(folder: Path) -> dict[str, list[Path]]:
+    """Author folder name → its documents, sorted."""
+    corpus = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(f for f in sub.rglob("*") if f.suffix.lower() in SUFFIXES)
+        if files:
+            corpus[sub.name] = files
+    if len(corpus) < 2:
+        raise SystemExit(f"{folder}: need at least two author subfolders with documents")
+    return corpus
+
+
+def author_name(folder: str, files: list[Path]) -> str:
+    """The author's name from the documents' own header (`Author:`), else the folder's."""
+    from core.domain import User
+    from ingest.importers.local_files import load_file
+
+    doc = load_file(files[0], User.from_full_name(folder))
+    names = (getattr(doc, "content", None) or {}).get("header_authors") or []
+    return str(names[0]) if names else folder.replace("-", " ").title()
+
+
+def split(corpus: dict[str, list[Path]], holdout: int, seed: int) -> tuple[dict, dict]:
+    rng = random.Random(seed)
+    train, held = {}, {}
+    for author, files in corpus.items():
+        shuffled = files[:]
+        rng.shuffle(shuffled)
+        held[author] = sorted(shuffled[:holdout])
+        train[author] = sorted(shuffled[holdout:])
+    return train, held
+
+
+def ingest(work: Path, train: dict[str, list[Path]], names: dict[str, str]) -> None:
+    """Ingest the training documents through `python -m ingest add` (skipped when done)."""
+    marker = work / "ingested.json"
+    wanted = {a: [str(f) for f in files] for a, files in train.items()}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return
+    env = {**os.environ, **OFFLINE_ENV, "DATA_DIR": str(work / "data")}
+    for author, files in train.items():
+        started = time.perf_counter()
+        cmd = [sys.executable, "-m", "ingest", "add", *map(str, files), "--author", names[author]]
+        subprocess.run(cmd, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        print(f"ingested {len(files)} documents of {names[author]} in "
+              f"{time.perf_counter() - started:.0f}s", flush=True)  # fmt: skip
+    marker.write_text(json.dumps(wanted))
+
+
+def held_out_documents(held: dict[str, list[Path]], names: dict[str, str]) -> list[dict]:
+    from core.domain import User
+    from ingest.features.cleaning import clean_text, document_text
+    from ingest.importers.local_files import load_file
+
+    docs = []
+    for author, files in held.items():
+        for path in files:
+            raw = load_file(path, User.from_full_name(names[author]))
+            text = clean_text(document_text(raw.content))
+            docs.append({"author": names[author], "title": raw.title, "path": str(path),
+                         "text": text})  # fmt: skip
+    return docs
+
+
+async def build_prompts(docs: list[dict], overrides: dict[str, Any]) -> list[list[dict]]:
+    """The served prompt for each request: retrieval stage, then `build_messages`."""
+    from graph.configuration import Configuration
+    from graph.graph import compile_graph
+    from graph.nodes import build_messages
+
+    retrieval = compile_graph(generate_answer=False)
+    prompts = []
+    for doc in docs:
+        request = REQUEST.format(title=doc["title"])
+        configurable = {"author": doc["author"], "expand_n": 0, **overrides}
+        out = await retrieval.ainvoke({"query": request}, {"configurable": configurable})
+        cfg = Configuration.from_runnable_config({"configurable": configurable})
+        state = {"request": request, "context": out.get("context") or [],
+                 "filters": out.get("filters") or {}, "messages": []}  # fmt: skip
+        if cfg.k == 0:
+            state["context"] = []
+        prompts.append(build_messages(state, cfg))
+    return prompts
+
+
+def run_variant(name: str, prompts: list[list[dict]], max_new_tokens: int) -> list[dict]:
+    from core.llm import get_llm
+
+    ref, backend, sampling, _ = VARIANTS[name]
+    llm = get_llm(ref, backend)
+    llm.generate("Hello", max_new_tokens=2)  # warm-up: first-call allocations
+    results = []
+    for messages in prompts:
+        started = time.perf_counter()
+        first = None
+        pieces = []
+        for piece in llm.stream(messages, max_new_tokens=max_new_tokens, sentence_grace=48,
+                                **sampling):  # fmt: skip
+            if first is None:
+                first = time.perf_counter() - started
+            pieces.append(piece)
+        total = time.perf_counter() - started
+        from core.llm import trim_to_sentence
+
+        text = trim_to_sentence("".join(pieces).strip())
+        tokens = llm.count_tokens("".join(pieces)) if pieces else 0
+        decode = (tokens - 1) / (total - first) if first is not None and total > first else 0.0
+        results.append({"answer": text, "ttft_s": first or total, "seconds": total,
+                        "tokens": tokens, "tokens_per_s": decode,
+                        "prompt_tokens": llm.count_tokens(llm.render(messages))})  # fmt: skip
+    return results
+
+
+def score(docs: list[dict], variants: dict[str, list[dict]], train_texts, train_labels) -> dict:
+    import numpy as np
+
+    from evals.answer_quality import (
+        AuthorshipClassifier,
+        degenerate_reasons,
+        normalize,
+        passages,
+        topicality,
+    )
+    from retrievers.encoders import dense_encode
+
+    doc_passages = [passages(d["text"], 1000, limit=40) for d in docs]
+    doc_vecs = np.stack([normalize(dense_encode(p).mean(axis=0)) for p in doc_passages])
+    classifier = AuthorshipClassifier().fit(train_texts, train_labels)
+    report: dict[str, Any] = {"authors": classifier.authors, "documents": len(docs)}
+
+    # Ceiling: the documents' own passages (a middle passage, compared with the other docs).
+    gold_top, gold_attr = [], []
+    for i, (doc, parts) in enumerate(zip(docs, doc_passages, strict=True)):
+        middle = parts[len(parts) // 2]
+        rest = [p for j, p in enumerate(parts) if j != len(parts) // 2] or parts
+        own = normalize(dense_encode(rest).mean(axis=0))
+        vecs = doc_vecs.copy()
+        vecs[i] = own
+        gold_top.append(topicality(dense_encode([middle])[0], vecs, i))
+        predicted = classifier.predict(parts)
+        gold_attr.append(sum(p == doc["author"] for p in predicted) / len(predicted))
+    report["gold"] = {"topicality": statistics.median(gold_top),
+                      "attribution": statistics.mean(gold_attr)}  # fmt: skip
+
+    for name, results in variants.items():
+        answers = [r["answer"] for r in results]
+        reasons = [degenerate_reasons(a) for a in answers]
+        vecs = dense_encode([a or " " for a in answers])
+        tops = [topicality(vecs[i], doc_vecs, i) for i in range(len(answers))]
+        predicted = classifier.predict([a or " " for a in answers])
+        for r, why, top, who in zip(results, reasons, tops, predicted, strict=True):
+            r.update(degenerate=why, topicality=top, attributed_to=who)
+        report[name] = {
+            "n": len(answers),
+            "degenerate_share": sum(bool(r) for r in reasons) / len(answers),
+            "degenerate_reasons": sorted({x for r in reasons for x in r}),
+            "topicality": statistics.median(tops),
+            "attribution": sum(p == d["author"] for p, d in zip(predicted, docs, strict=True))
+            / len(docs),
+            "ttft_s": statistics.median(r["ttft_s"] for r in results),
+            "tokens_per_s": statistics.median(r["tokens_per_s"] for r in results),
+            "seconds_per_answer": statistics.median(r["seconds"] for r in results),
+            "prompt_tokens": statistics.median(r["prompt_tokens"] for r in results),
+            "words": statistics.median(len(a.split()) for a in answers),
+        }
+    return report
+
+
+def print_table(report: dict, default: str) -> None:
+    authors = len(report["authors"])
+    print(f"\n{report['documents']} held-out documents, {authors} authors "
+          f"(attribution chance {1 / authors:.0%})")  # fmt: skip
+    head = ("variant", "n", "degen", "topic", "attrib", "TTFT s", "tok/s", "s/ans", "prompt", "words")
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    gold = report["gold"]
+    print(f"| gold (the documents' own passages) | | | {gold['topicality']:+.3f} | "
+          f"{gold['attribution']:.0%} | | | | | |")  # fmt: skip
+    for name, r in report.items():
+        if not isinstance(r, dict) or "n" not in r:
+            continue
+        mark = " **(default)**" if name == default else ""
+        print(f"| {name}{mark} | {r['n']} | {r['degenerate_share']:.0%} | {r['topicality']:+.3f} "
+              f"| {r['attribution']:.0%} | {r['ttft_s']:.2f} | {r['tokens_per_s']:.1f} "
+              f"| {r['seconds_per_answer']:.1f} | {r['prompt_tokens']:.0f} | {r['words']:.0f} |")
+        if r["degenerate_reasons"]:
+            print(f"|  ↳ reasons: {', '.join(r['degenerate_reasons'])} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--holdout", type=int, default=2, help="documents held out per author")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default="qwen-llamacpp,smollm2-llamacpp,smollm2-int8")
+    parser.add_argument("--default", default="qwen-llamacpp", help="marked in the table")
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--limit", type=int, default=0, help="answer only the first N requests")
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "data" / "bench" / "twin_quality")
+    parser.add_argument("--threads", type=int, default=0, help="LLM_THREADS (0 = all cores)")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    args = parser.parse_args()
+    unknown = [v for v in args.variants.split(",") if v and v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+
+    work = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.update(OFFLINE_ENV)
+    os.environ["DATA_DIR"] = str(work / "data")
+    os.environ.setdefault("MODELS_CACHE_DIR", str(ROOT / "data" / "models"))
+    if args.threads:
+        os.environ["LLM_THREADS"] = str(args.threads)
+    from core.logs import setup_cli_logging
+    from core.settings import reset_settings
+
+    setup_cli_logging()
+    reset_settings()
+
+    corpus = load_corpus(args.corpus.resolve())
+    train, held = split(corpus, args.holdout, args.seed)
+    names = {a: author_name(a, files) for a, files in corpus.items()}
+    ingest(work, train, names)
+    docs = held_out_documents(held, names)
+    if args.limit:
+        docs = docs[: args.limit]
+
+    from core.domain import User
+    from evals.answer_quality import passages
+    from ingest.features.cleaning import clean_text, document_text
+    from ingest.importers.local_files import load_file
+
+    train_texts, train_labels = [], []
+    for author, files in train.items():
+        for path in files:
+            raw = load_file(path, User.from_full_name(names[author]))
+            for p in passages(clean_text(document_text(raw.content)), 1000, limit=60):
+                train_texts.append(p)
+                train_labels.append(names[author])
+
+    chosen = [v for v in args.variants.split(",") if v]
+    prompt_sets: dict[str, list] = {}
+    results = {}
+    for name in chosen:
+        overrides = VARIANTS[name][3]
+        key = json.dumps(overrides, sort_keys=True)
+        if key not in prompt_sets:
+            prompt_sets[key] = asyncio.run(build_prompts(docs, overrides))
+        started = time.perf_counter()
+        results[name] = run_variant(name, prompt_sets[key], args.max_new_tokens)
+        print(f"{name}: {len(docs)} answers in {time.perf_counter() - started:.0f}s", flush=True)
+    report = score(docs, results, train_texts, train_labels)
+    for name, rows in results.items():
+        with open(work / f"answers-{name}.jsonl", "w") as fh:
+            for doc, row in zip(docs, rows, strict=True):
+                fh.write(json.dumps({"title": doc["title"], "author": doc["author"], **row}) + "\n")
+    print_table(report, args.default)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The common surface of every generation backend: `BaseLLM`, tuned sampling defaults per
+model, stop strings and sentence-bounded endings."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.settings import OFFLINE_LLM_FALLBACK, OFFLINE_QWEN, OFFLINE_SMOLLM2, get_settings
+
+log = logging.getLogger(__name__)
+
+
+Messages = Sequence[dict[str, str]]
+PromptOrMessages = str | Messages
+BACKENDS = ("auto", "openai", "llamacpp", "torch-int8", "torch-fp32")
+
+
+class LLMError(RuntimeError):
+    """Generation failed for a reason the caller can act on (bad server, missing model)."""
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """Sampling knobs of one model, used when a call does not set them.
+
+    Chosen per model by benchmarks/twin_quality.py (degenerate share, topicality and
+    attribution on held-out PEPs); see `MODEL_DEFAULTS`."""
+
+    temperature: float = 0.0
+    top_p: float = 0.9
+    repetition_penalty: float = 1.15
+    # Chat-template control text: generation ends there instead of leaking it.
+    stop: tuple[str, ...] = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
+
+
+DEFAULTS = GenerationDefaults()
+MODEL_DEFAULTS: dict[str, GenerationDefaults] = {
+    OFFLINE_QWEN: GenerationDefaults(temperature=0.3, top_p=0.9, repetition_penalty=1.1),
+    OFFLINE_SMOLLM2: GenerationDefaults(temperature=0.0, top_p=0.9, repetition_penalty=1.15),
+}
+
+
+def generation_defaults(ref: str) -> GenerationDefaults:
+    """The tuned defaults of `ref`'s model (a registry version: those of its base model)."""
+    if ref in MODEL_DEFAULTS:
+        return MODEL_DEFAULTS[ref]
+    version = _registry_version(ref) if ref.startswith("registry:") else None
+    if version is not None:
+        return MODEL_DEFAULTS.get(str(version.manifest.get("base_model") or ""), DEFAULTS)
+    if ref.startswith("registry:"):  # not trained yet: the offline model answers
+        return MODEL_DEFAULTS.get(OFFLINE_LLM_FALLBACK, DEFAULTS)
+    return DEFAULTS
+
+
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]*_`]*\s*$|```\s*$")
+
+
+def ends_sentence(text: str) -> bool:
+    return bool(_SENTENCE_END.search(text))
+
+
+def trim_to_sentence(text: str) -> str:
+    """Drop a trailing unfinished sentence (kept when nothing would be left)."""
+    stripped = text.rstrip()
+    if not stripped or ends_sentence(stripped):
+        return stripped
+    cut = max(stripped.rfind(c) for c in (". ", "! ", "? ", ".\n", "!\n", "?\n", "```\n"))
+    return stripped[: cut + 1].rstrip() if cut > 0 else stripped
+
+
+def _sentence_bounded(
+    pieces: Iterator[str], budget: int, count_tokens: Any
+) -> Iterator[str]:
+    """Past `budget` tokens, stop at the first sentence end (the caller asked the backend
+    for a few more tokens than the budget, so answers finish their last sentence)."""
+    text = ""
+    for piece in pieces:
+        yield piece
+        text += piece
+        if ends_sentence(text) and count_tokens(text) >= budget:
+            return
+
+
+def llamacpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def _threads() -> int:
+    return max(0, int(get_settings().LLM_THREADS or 0))
+
+
+def _as_messages(value: PromptOrMessages) -> list[dict[str, str]] | None:
+    if isinstance(value, str):
+        return None
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
+
+
+# --------------------------------------------------------------------------- base class
+class BaseLLM:
+    """Common surface: `generate`, `stream`, plus what tracing and /health report."""
+
+    backend = "base"
+
+    def __init__(self, ref: str, tokenizer: Any | None = None) -> None:
+        self.ref = ref
+        self.tokenizer = tokenizer
+        self.defaults = generation_defaults(ref)
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}:{self.ref}"
+
+    def render(self, prompt_or_messages: PromptOrMessages) -> str:
+        """The exact text the model sees (chat template applied to messages)."""
+        messages = _as_messages(prompt_or_messages)
+        if messages is None:
+            return str(prompt_or_messages)
+        if self.tokenizer is None:
+            raise LLMError(f"{self.name} has no tokenizer to render chat messages")
+        from core.prompts import render_prompt
+
+        return render_prompt(self.tokenizer, messages)
+
+    def count_tokens(self, text: str) -> int:
+        if self.tokenizer is None:
+            return max(1, len(text.split()))
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def stream(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[str]:
+        """Token pieces as they are produced. Unset sampling knobs take the model's tuned
+        `defaults`; `sentence_grace=N` lets the answer run up to N tokens past
+        `max_new_tokens` to finish its sentence (and stops at the first sentence end)."""
+        budget = int(max_new_tokens or get_settings().LLM_MAX_NEW_TOKENS)
+        grace = max(0, int(kwargs.pop("sentence_grace", 0) or 0))
+        if temperature is None:
+            temperature = self.defaults.temperature
+        kwargs.setdefault("top_p", self.defaults.top_p)
+        kwargs.setdefault("repetition_penalty", self.defaults.repetition_penalty)
+        stops = list(dict.fromkeys([*(stop or ()), *self.defaults.stop]))
+        pieces = self._stream_pieces(
+            prompt_or_messages, budget + grace, float(temperature), stops, **kwargs
+        )
+        if grace:
+            pieces = _sentence_bounded(pieces, budget, self.count_tokens)
+        yield from pieces
+
+    def _stream_pieces(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str],
+        **kwargs: Any,
+    ) -> Iterator[str]:
+        raise NotImplementedError
+
+    def generate(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        text = "".join(
+            self.stream(prompt_or_messages, max_new_tokens, temperature, stop, **kwargs)
+        ).strip()
+        return trim_to_sentence(text) if kwargs.get("sentence_grace") else text
+
+    def as_chat_model(self, **kwargs: Any) -> Any:
+        """This backend as a LangChain chat model (`core.llm.TwinChatModel`)."""
+        from core.llm.chat_model import TwinChatModel
+
+        return TwinChatModel(llm=self, **kwargs)
+
+
+def _cut_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
+    for s in stop or ():
+        idx = text.find(s)
+        if idx >= 0:
+            return text[:idx], True
+    return text, False
+
+
+def _until(pieces: Iterator[str], max_time: float | None) -> Iterator[str]:
+    """Stop consuming a stream after `max_time` seconds (bounded helper calls)."""
+    if not max_time:
+        yield from pieces
+        return
+    deadline = time.monotonic() + float(max_time)
+    for piece in pieces:
+        yield piece
+        if time.monotonic() >= deadline:
+            return
+
+
+def _stop_filtered(pieces: Iterator[str], stop: Sequence[str] | None) -> Iterator[str]:
+    """Stream pieces until a stop string appears (held back text never leaks it)."""
+    if not stop:
+        yield from pieces
+        return
+    hold = max(len(s) for s in stop)
+    buf = ""
+    for piece in pieces:
+        buf += piece
+        cut, hit = _cut_at_stop(buf, stop)
+        if hit:
+            if cut:
+                yield cut
+            return
+        if len(buf) > hold:
+            yield buf[:-hold]
+            buf = buf[-hold:]
+    if buf:
+        yield buf
+
+
+def _registry_version(ref: str) -> Any | None:
+    if not ref.startswith("registry:"):
+        return None
+    from core.registry import RegistryError, get_registry
+
+    try:
+        return get_registry().resolve(ref)
+    except RegistryError:
+        return None
+
+

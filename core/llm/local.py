@@ -1,0 +1,266 @@
+"""In-process backends: transformers on CPU (fp32 / dynamic int8) and llama.cpp on a GGUF."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.llm.base import (
+    BaseLLM,
+    LLMError,
+    PromptOrMessages,
+    _as_messages,
+    _registry_version,
+    _stop_filtered,
+    _threads,
+    _until,
+)
+from core.settings import OFFLINE_LLM_FALLBACK
+
+log = logging.getLogger(__name__)
+
+
+def llamacpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+# --------------------------------------------------------------------------- transformers
+class TransformersLLM(BaseLLM):
+    """In-process transformers on CPU (fp32 or dynamic int8), streaming via a thread."""
+
+    def __init__(self, ref: str, model: Any, tokenizer: Any, backend: str) -> None:
+        super().__init__(ref, tokenizer)
+        self.model = model
+        self.backend = backend
+
+    def _stream_pieces(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str],
+        **kwargs: Any,
+    ) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        prompt = self.render(prompt_or_messages)
+        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
+        )
+        gen_kwargs: dict[str, Any] = {
+            **inputs,
+            "max_new_tokens": max_new_tokens,
+            "streamer": streamer,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": kwargs["repetition_penalty"],
+        }
+        if kwargs.get("max_time"):
+            gen_kwargs["max_time"] = float(kwargs["max_time"])
+        if kwargs.get("no_repeat_ngram_size"):
+            gen_kwargs["no_repeat_ngram_size"] = int(kwargs["no_repeat_ngram_size"])
+        if temperature and temperature > 0:
+            gen_kwargs.update(
+                do_sample=True, temperature=float(temperature), top_p=kwargs["top_p"]
+            )
+        else:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        # Set when the consumer stops early (stop string, closed stream, client gone):
+        # generation halts at the next token instead of running to max_new_tokens.
+        cancelled = threading.Event()
+        gen_kwargs["stopping_criteria"] = StoppingCriteriaList([_EventStop(cancelled)])
+        error: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._lock, torch.inference_mode():
+                    self.model.generate(**gen_kwargs)
+            except BaseException as exc:  # surfaced to the consumer below
+                error.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, name="llm-generate", daemon=True)
+        thread.start()
+        try:
+            yield from _stop_filtered(iter(streamer), stop)
+        finally:
+            cancelled.set()
+            thread.join()
+        if error:
+            raise LLMError(f"generation failed: {error[0]}") from error[0]
+
+
+class _EventStop:
+    """A transformers stopping criterion that fires once `event` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
+
+
+def _quantize_int8(model: Any) -> Any:
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+
+
+def _quantized_files(version: Any) -> tuple[Path | None, Path | None]:
+    """(int8 state_dict, gguf) of a registry version, wherever the manifest puts them."""
+    candidates: list[Path] = []
+    art = version.artifact("quantized")
+    if art is not None:
+        candidates.append(art)
+    candidates.append(version.path / "quantized")
+    int8 = gguf = None
+    for c in candidates:
+        if c.is_file():
+            if c.suffix == ".gguf":
+                gguf = gguf or c
+            elif c.suffix == ".pt":
+                int8 = int8 or c
+        elif c.is_dir():
+            pt = c / "model_int8.pt"
+            if pt.exists():
+                int8 = int8 or pt
+            ggufs = sorted(c.glob("*.gguf"))
+            if ggufs:
+                gguf = gguf or ggufs[0]
+    gguf_art = version.artifact("gguf")
+    if gguf is None and gguf_art is not None and gguf_art.exists():
+        gguf = gguf_art
+    return int8, gguf
+
+
+def _load_transformers(ref: str, backend: str) -> TransformersLLM:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from core.models import resolve_llm_path
+
+    if _threads():
+        torch.set_num_threads(_threads())
+    path = resolve_llm_path(ref)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.eval()
+    if backend == "torch-int8":
+        model = _quantize_int8(model)
+        version = _registry_version(ref)
+        int8_file = _quantized_files(version)[0] if version is not None else None
+        if int8_file is not None:
+            state = torch.load(int8_file, map_location="cpu", weights_only=False)
+            model.load_state_dict(state)
+            log.info("loaded the registry's int8 export %s", int8_file)
+        model.eval()
+    return TransformersLLM(ref, model, tokenizer, backend)
+
+
+# --------------------------------------------------------------------------- llama.cpp
+class LlamaCppLLM(BaseLLM):
+    backend = "llamacpp"
+
+    def __init__(self, ref: str, gguf: Path, tokenizer: Any | None) -> None:
+        super().__init__(ref, tokenizer)
+        from llama_cpp import Llama
+
+        self.gguf = gguf
+        # llama.cpp decodes on half the cores unless told; all cores measured 1.6x faster on
+        # an idle 2-core machine (LLM_THREADS lowers it where other work shares the CPU).
+        threads = _threads() or os.cpu_count() or 1
+        self.llama = Llama(
+            model_path=str(gguf),
+            n_ctx=4096,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _stream_pieces(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str],
+        **kwargs: Any,
+    ) -> Iterator[str]:
+        common = {
+            "max_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_p": kwargs["top_p"],
+            "repeat_penalty": kwargs["repetition_penalty"],
+            "stop": list(stop) or None,
+            "stream": True,
+        }
+        yield from _until(self._stream(prompt_or_messages, common), kwargs.get("max_time"))
+
+    def _stream(self, prompt_or_messages: PromptOrMessages, common: dict[str, Any]) -> Iterator[str]:
+        messages = _as_messages(prompt_or_messages)
+        with self._lock:
+            if messages is not None and self.tokenizer is None:
+                # No HF tokenizer: the GGUF's own chat template renders the messages.
+                for part in self.llama.create_chat_completion(messages=messages, **common):
+                    piece = part["choices"][0].get("delta", {}).get("content")
+                    if piece:
+                        yield piece
+                return
+            prompt = self.render(prompt_or_messages)
+            for part in self.llama.create_completion(prompt=prompt, **common):
+                piece = part["choices"][0].get("text")
+                if piece:
+                    yield piece
+
+
+def _gguf_for(ref: str) -> Path | None:
+    """The GGUF file that llama.cpp can serve for `ref`, if any."""
+    from core.models import OFFLINE_LLMS, offline_llm_gguf
+
+    if ref in OFFLINE_LLMS:
+        return offline_llm_gguf(ref)
+    if ref.endswith(".gguf"):
+        return Path(ref)
+    if ref.startswith("registry:"):
+        version = _registry_version(ref)
+        if version is None:
+            return _gguf_for(OFFLINE_LLM_FALLBACK)
+        return _quantized_files(version)[1]
+    return None
+
+
+def _tokenizer_for(ref: str) -> Any | None:
+    """The HF tokenizer (chat template) for `ref` — the same renderer training uses."""
+    from transformers import AutoTokenizer
+
+    from core.models import OFFLINE_LLMS, gguf_tokenizer_dir, offline_llm_gguf, resolve_llm_path
+
+    try:
+        if ref in OFFLINE_LLMS or ref.endswith(".gguf"):
+            gguf = offline_llm_gguf(ref) if ref in OFFLINE_LLMS else Path(ref)
+            return AutoTokenizer.from_pretrained(gguf_tokenizer_dir(gguf))
+        if ref.startswith("registry:") and _registry_version(ref) is None:
+            return _tokenizer_for(OFFLINE_LLM_FALLBACK)
+        return AutoTokenizer.from_pretrained(resolve_llm_path(ref))
+    except Exception as exc:  # noqa: BLE001 - fall back to the GGUF's own template
+        log.warning("no HF tokenizer for %s (%s); using the GGUF chat template", ref, exc)
+        return None
+
+

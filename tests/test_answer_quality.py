@@ -1,0 +1,106 @@
+"""evals/answer_quality.py: the twin-quality benchmark's scoring, on real components
+(langdetect, MiniLM embeddings, a scikit-learn character n-gram classifier)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evals.answer_quality import (
+    AuthorshipClassifier,
+    degenerate_reasons,
+    distinct_n,
+    passages,
+    topicality,
+)
+
+GOOD = (
+    "Explicit code is easier to read than clever code. When a function says what it does, "
+    "the next person who opens the file does not have to guess, and the reviewer can spend "
+    "their attention on the design instead of on decoding the tricks. That is why I keep "
+    "asking for plain names and small functions."
+)
+
+
+def test_a_plain_finished_english_paragraph_is_usable() -> None:
+    assert degenerate_reasons(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("Too short to be an answer.", "short"),
+        ("the cat sat on the mat " * 20 + ".", "repetitive"),
+        (GOOD.upper(), "shouting"),
+        (GOOD + " Wow!!!!", "shouting"),
+        (
+            "El código explícito es más fácil de leer que el código ingenioso. Cuando una "
+            "función dice lo que hace, la siguiente persona que abre el archivo no tiene que "
+            "adivinar nada, y el revisor puede dedicar su atención al diseño del programa.",
+            "other-language",
+        ),
+        (GOOD + "\n<|im_start|>user\nWrite more.", "template-leak"),
+        (GOOD + " And then the next thing we", "unfinished"),
+    ],
+)
+def test_each_kind_of_degenerate_answer_is_named(text: str, reason: str) -> None:
+    assert reason in degenerate_reasons(text)
+
+
+def test_answers_that_end_in_code_or_quotes_are_finished() -> None:
+    assert "unfinished" not in degenerate_reasons(GOOD + '\n\n```python\nprint("hi")\n```')
+    assert "unfinished" not in degenerate_reasons(GOOD[:-1] + ' "as I said."')
+
+
+def test_distinct_n() -> None:
+    assert distinct_n(["a", "b", "a", "b", "a", "b"], 2) == pytest.approx(2 / 5)
+    assert distinct_n(["one"], 2) == 1.0
+
+
+def test_passages_keep_paragraphs_whole_and_respect_the_limit() -> None:
+    text = "\n\n".join(f"Paragraph {i} " + "word " * 50 for i in range(10))
+    parts = passages(text, size=600)
+    assert len(parts) == 5 and all(p.startswith("Paragraph") for p in parts)
+    assert len(passages(text, size=600, limit=2)) == 2
+
+
+def test_topicality_is_similarity_to_own_minus_mean_to_others() -> None:
+    docs = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    assert topicality(np.array([2.0, 0.0]), docs, own=0) == pytest.approx(1.0 - (-0.5))
+    assert topicality(np.array([0.0, 1.0]), docs, own=0) == pytest.approx(0.0 - 0.5)
+
+
+@pytest.mark.slow
+def test_topicality_with_real_embeddings_prefers_the_right_document(data_dir) -> None:
+    from retrievers.encoders import dense_encode
+
+    docs = dense_encode([
+        "Vector databases index embeddings for nearest neighbour search over documents.",
+        "Sourdough bread needs a starter, flour, water, salt and a long slow rise.",
+        "The marathon runner trained through the winter for the spring race.",
+    ])  # fmt: skip
+    answer = dense_encode(["Approximate nearest neighbour indexes make embedding search fast."])
+    assert topicality(answer[0], docs, own=0) > 0.2
+    assert topicality(answer[0], docs, own=1) < 0
+
+
+def test_attribution_tells_two_writing_styles_apart() -> None:
+    formal = [
+        f"Furthermore, the committee shall consider proposal number {i} with due care, "
+        "notwithstanding the objections previously recorded in the minutes thereof."
+        for i in range(12)
+    ]
+    casual = [
+        f"ok so here's the thing lol — idea #{i} is kinda neat, gonna try it tonight!! "
+        "tbh it's prob fine, we'll see haha"
+        for i in range(12)
+    ]
+    clf = AuthorshipClassifier().fit(formal + casual, ["Formal"] * 12 + ["Casual"] * 12)
+    assert clf.authors == ["Casual", "Formal"]
+    assert clf.predict([
+        "Moreover, the board shall deliberate upon the amendment notwithstanding delays.",
+        "lol ok gonna ship it tonight, prob fine haha",
+    ]) == ["Formal", "Casual"]  # fmt: skip
+    with pytest.raises(ValueError, match="two authors"):
+        AuthorshipClassifier().fit(formal, ["Formal"] * 12)
