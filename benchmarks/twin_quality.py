@@ -63,7 +63,7 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp",
         {"temperature": 0.3, "repetition_penalty": 1.0}, {},
     ),
-    "qwen-llamacpp-k2": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 2}),
+    "qwen-llamacpp-k5": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 5}),
     "qwen-llamacpp-k0": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 0}),
     "qwen-int8": ("offline:Qwen2.5-Coder-0.5B-Instruct", "torch-int8", {}, {}),
     "qwen-fp32": ("offline:Qwen2.5-Coder-0.5B-Instruct", "torch-fp32", {}, {}),
@@ -164,8 +164,10 @@ async def build_prompts(docs: list[dict], overrides: dict[str, Any]) -> list[lis
 
 def run_variant(name: str, prompts: list[list[dict]], max_new_tokens: int) -> list[dict]:
     from core.llm import get_llm
+    from graph.configuration import Configuration
 
     ref, backend, sampling, _ = VARIANTS[name]
+    grace = Configuration().sentence_grace  # as served
     llm = get_llm(ref, backend)
     llm.generate("Hello", max_new_tokens=2)  # warm-up: first-call allocations
     results = []
@@ -173,8 +175,8 @@ def run_variant(name: str, prompts: list[list[dict]], max_new_tokens: int) -> li
         started = time.perf_counter()
         first = None
         pieces = []
-        for piece in llm.stream(messages, max_new_tokens=max_new_tokens, sentence_grace=48,
-                                **sampling):  # fmt: skip
+        for piece in llm.stream(messages, max_new_tokens=max_new_tokens or None,
+                                sentence_grace=grace, **sampling):  # fmt: skip
             if first is None:
                 first = time.perf_counter() - started
             pieces.append(piece)
@@ -185,6 +187,7 @@ def run_variant(name: str, prompts: list[list[dict]], max_new_tokens: int) -> li
         tokens = llm.count_tokens("".join(pieces)) if pieces else 0
         decode = (tokens - 1) / (total - first) if first is not None and total > first else 0.0
         results.append({"answer": text, "ttft_s": first or total, "seconds": total,
+                        "prompt": "\n\n".join(m["content"] for m in messages),
                         "tokens": tokens, "tokens_per_s": decode,
                         "prompt_tokens": llm.count_tokens(llm.render(messages))})  # fmt: skip
     return results
@@ -223,7 +226,7 @@ def score(docs: list[dict], variants: dict[str, list[dict]], train_texts, train_
 
     for name, results in variants.items():
         answers = [r["answer"] for r in results]
-        reasons = [degenerate_reasons(a) for a in answers]
+        reasons = [degenerate_reasons(a, prompt=r["prompt"]) for a, r in zip(answers, results, strict=True)]
         vecs = dense_encode([a or " " for a in answers])
         tops = [topicality(vecs[i], doc_vecs, i) for i in range(len(answers))]
         predicted = classifier.predict([a or " " for a in answers])
@@ -272,7 +275,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default="qwen-llamacpp,smollm2-llamacpp,smollm2-int8")
     parser.add_argument("--default", default="qwen-llamacpp", help="marked in the table")
-    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--max-new-tokens", type=int, default=0,
+                        help="0 = the served default (LLM_MAX_NEW_TOKENS)")  # fmt: skip
     parser.add_argument("--limit", type=int, default=0, help="answer only the first N requests")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "data" / "bench" / "twin_quality")
     parser.add_argument("--threads", type=int, default=0, help="LLM_THREADS (0 = all cores)")

@@ -16,7 +16,14 @@ TWIN_SYSTEM_PROMPT = (
     "facts that the context or the request does not support."
 )
 GENERIC_AUTHOR = "the author"
-CONTEXT_HEADER = "Context from the author's own writing:"
+# Context comes first and the request last, without labels the model could continue:
+# with numbered "[1]" passages and a "Request:" line, Qwen-0.5B sometimes copied passages
+# and the request into its answer (benchmarks/twin_quality.py, "prompt-echo"/"copied").
+CONTEXT_HEADER = (
+    "Excerpts from the author's earlier writing, for facts and voice (write new text; "
+    "do not copy them):"
+)
+CONTEXT_SEPARATOR = "\n\n* * *\n\n"
 
 
 class ChatTemplateTokenizer(Protocol):
@@ -24,8 +31,8 @@ class ChatTemplateTokenizer(Protocol):
 
 
 def format_context(passages: Sequence[str]) -> str:
-    """Numbered passages, so answers can refer to them."""
-    return "\n\n".join(f"[{i}] {p.strip()}" for i, p in enumerate(passages, 1) if p.strip())
+    """The passages, in rank order, between plain separators."""
+    return CONTEXT_SEPARATOR.join(p.strip() for p in passages if p.strip())
 
 
 def twin_messages(
@@ -38,7 +45,7 @@ def twin_messages(
     system = TWIN_SYSTEM_PROMPT.format(author=author.strip() or GENERIC_AUTHOR)
     user = instruction.strip()
     if context.strip():
-        user = f"{CONTEXT_HEADER}\n{context.strip()}\n\nRequest: {user}"
+        user = f"{CONTEXT_HEADER}\n\n{context.strip()}{CONTEXT_SEPARATOR}{user}"
     return [{"role": "system", "content": system}, *history, {"role": "user", "content": user}]
 
 

@@ -1,8 +1,9 @@
 """Scoring of the twin's generated answers on real writing (benchmarks/twin_quality.py).
 
-- `degenerate_reasons(text)`: why an answer is unusable — empty, too short, repetitive
-  (distinct-2 below a floor), shouting, another language, chat-template leakage, or an
-  unfinished last sentence. An answer with no reason is usable.
+- `degenerate_reasons(text, prompt=...)`: why an answer is unusable — empty, too short,
+  repetitive (distinct-2 below a floor), shouting, another language, chat-template
+  leakage, an unfinished last sentence, an echo of the prompt's own scaffolding, or mostly
+  copied verbatim from the prompt. An answer with no reason is usable.
 - `topicality(...)`: embedding similarity of an answer to the document it was asked for,
   minus its mean similarity to the other documents (0 = no more about its topic than
   about anything else).
@@ -61,8 +62,29 @@ def _language(text: str) -> str:
         return "unknown"
 
 
-def degenerate_reasons(text: str, language: str = "en") -> list[str]:
-    """Every reason the answer is degenerate (empty list = usable)."""
+# The twin's own prompt scaffolding (core/prompts.py, old and current formats) in an answer.
+PROMPT_ECHO = re.compile(
+    r"^\s*\[\d+\]\s|^\s*Request:|Excerpts from the author's earlier writing|"
+    r"Context from the author's own writing",
+    re.MULTILINE,
+)
+COPY_NGRAM = 8
+MAX_COPIED_SHARE = 0.5
+
+
+def copied_share(text: str, source: str, n: int = COPY_NGRAM) -> float:
+    """Share of the answer's word n-grams that appear verbatim in `source` (the prompt)."""
+    answer, given = words(text), words(source)
+    grams = {tuple(answer[i : i + n]) for i in range(len(answer) - n + 1)}
+    if not grams:
+        return 0.0
+    source_grams = {tuple(given[i : i + n]) for i in range(len(given) - n + 1)}
+    return len(grams & source_grams) / len(grams)
+
+
+def degenerate_reasons(text: str, language: str = "en", prompt: str = "") -> list[str]:
+    """Every reason the answer is degenerate (empty list = usable). With `prompt` (the text
+    the model was given), echoing it or copying most of it verbatim also counts."""
     stripped = text.strip()
     if not stripped:
         return ["empty"]
@@ -78,6 +100,10 @@ def degenerate_reasons(text: str, language: str = "en") -> list[str]:
         reasons.append("other-language")
     if TEMPLATE_LEAK.search(stripped):
         reasons.append("template-leak")
+    if PROMPT_ECHO.search(stripped):
+        reasons.append("prompt-echo")
+    if prompt and copied_share(stripped, prompt) > MAX_COPIED_SHARE:
+        reasons.append("copied")
     if not FINISHED_END.search(stripped):
         reasons.append("unfinished")
     return reasons

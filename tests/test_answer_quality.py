@@ -48,6 +48,14 @@ def test_each_kind_of_degenerate_answer_is_named(text: str, reason: str) -> None
     assert reason in degenerate_reasons(text)
 
 
+def test_echoing_or_copying_the_prompt_is_degenerate() -> None:
+    assert "prompt-echo" in degenerate_reasons("[1] " + GOOD)
+    assert "prompt-echo" in degenerate_reasons(GOOD + "\n\nRequest: Write a post.")
+    prompt = "Excerpts from the author's earlier writing:\n\n" + GOOD + "\n\nWrite a post."
+    assert "copied" in degenerate_reasons(GOOD, prompt=prompt)
+    assert "copied" not in degenerate_reasons(GOOD, prompt="Write a post about clear code.")
+
+
 def test_answers_that_end_in_code_or_quotes_are_finished() -> None:
     assert "unfinished" not in degenerate_reasons(GOOD + '\n\n```python\nprint("hi")\n```')
     assert "unfinished" not in degenerate_reasons(GOOD[:-1] + ' "as I said."')

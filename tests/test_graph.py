@@ -58,11 +58,23 @@ FAST = {"max_new_tokens": 16, "temperature": 0.0, "expand_n": 0}
 
 @pytest.fixture(scope="module")
 def _llm_backend() -> None:
-    """Pin the CI backend (in-process int8) even where llama.cpp happens to be built."""
+    """The served default backend (`auto`: llama.cpp on the GGUF, torch int8 where it did
+    not build), unaffected by a developer's LLM_BACKEND."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("LLM_BACKEND", "torch-int8")
+    mp.setenv("LLM_BACKEND", "auto")
     yield
     mp.undo()
+
+
+@pytest.fixture
+def deterministic_llm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bit-identical greedy decoding for exact sync/async comparisons: torch on the small
+    model (llama.cpp's reused KV cache may change near-tied greedy picks between calls)."""
+    monkeypatch.setenv("LLM_MODEL", "offline:SmolLM2-135M-Instruct")
+    monkeypatch.setenv("LLM_BACKEND", "torch-int8")
+    from core.settings import reset_settings
+
+    reset_settings()
 
 
 @pytest.fixture
@@ -158,7 +170,7 @@ def test_configuration_from_runnable_config(monkeypatch: pytest.MonkeyPatch, dat
     )
     assert (cfg.k, cfg.expand_n, cfg.collections) == (3, 0, ["posts", "articles"])
     assert cfg.llm_model == "offline:SmolLM2-135M-Instruct"
-    assert Configuration.from_runnable_config(None).k == 5
+    assert Configuration.from_runnable_config(None).k == 2
 
 
 def test_schemas_are_serialisable_for_langserve() -> None:
@@ -332,6 +344,7 @@ async def test_fan_out_sends_one_branch_per_query_and_collection(corpus: Path) -
 
 @pytest.mark.slow
 async def test_threads_keep_the_conversation(corpus: Path) -> None:
+    from core.prompts import CONTEXT_SEPARATOR
     from graph import graph
     from graph.configuration import Configuration
     from graph.nodes import build_messages
@@ -344,7 +357,7 @@ async def test_threads_keep_the_conversation(corpus: Path) -> None:
     prompt = build_messages(state, Configuration.from_runnable_config(config))
     assert prompt[1] == {"role": "user", "content": "Write a post about sourdough as Maya Lindqvist"}
     assert prompt[2] == {"role": "assistant", "content": first["answer"]}
-    assert prompt[-1]["content"].endswith("Request: Make it shorter.")
+    assert prompt[-1]["content"].endswith(f"{CONTEXT_SEPARATOR}Make it shorter.")
     # A run without a thread id is stateless rather than an error.
     solo = await graph.ainvoke({"query": "Make it shorter."}, {"configurable": FAST})
     assert [m.type for m in solo["messages"]] == ["human", "ai"]
@@ -450,7 +463,7 @@ def _turn(out: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_sync_invoke_stream_and_batch_match_async(corpus: Path) -> None:
+def test_sync_invoke_stream_and_batch_match_async(corpus: Path, deterministic_llm: None) -> None:
     import asyncio
 
     from graph import graph
@@ -485,7 +498,7 @@ def test_sync_invoke_stream_and_batch_match_async(corpus: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sync_threads_keep_the_conversation_like_async(corpus: Path) -> None:
+def test_sync_threads_keep_the_conversation_like_async(corpus: Path, deterministic_llm: None) -> None:
     import asyncio
 
     from graph import graph

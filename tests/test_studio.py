@@ -59,7 +59,6 @@ def studio(data_dir: Path, tmp_path: Path):
         "DATA_DIR": str(data_dir),
         "LANGGRAPH_NO_VERSION_CHECK": "true",
         "LANGSMITH_TRACING": "false",
-        "LLM_BACKEND": "torch-int8",
     }
     log = (tmp_path / "langgraph-dev.log").open("wb")
     proc = subprocess.Popen(
