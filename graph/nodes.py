@@ -439,5 +439,11 @@ async def generate(state: State, *, config: RunnableConfig | None = None) -> dic
         _to_lc(messages), config=config, sentence_grace=cfg.sentence_grace
     )
     answer = trim_to_sentence(_text_of(reply)) if cfg.sentence_grace else _text_of(reply).strip()
-    message = AIMessage(content=answer, id=reply.id, response_metadata={"model": cfg.llm_model})
+    # The version that actually answered (a registry ref resolves per call: hot swaps).
+    version = (reply.response_metadata or {}).get("model_version")
+    message = AIMessage(
+        content=answer,
+        id=reply.id,
+        response_metadata={"model": cfg.llm_model, "model_version": version},
+    )
     return {"answer": answer, "messages": [message]}

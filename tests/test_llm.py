@@ -238,3 +238,33 @@ def test_llamacpp_backend_serves_the_gguf() -> None:
     llm = get_llm(OFFLINE, backend="llamacpp")
     pieces = list(llm.stream(MESSAGES, max_new_tokens=12, temperature=0))
     assert len(pieces) > 1 and "".join(pieces).strip()
+
+
+def test_promotion_changes_the_weights_that_answer_without_a_restart(data_dir: Path) -> None:
+    """The cache is keyed by the version a registry ref resolves to: retagging swaps the
+    model at the next call, unloads the old one, and names the version that answered."""
+    import core.llm.factory as factory
+    from core.llm import get_llm
+    from core.models import load_causal_lm
+    from core.registry import get_registry, write_json_atomic
+
+    model, tokenizer = load_causal_lm(OFFLINE)
+    registry = get_registry()
+    for version in ("v1", "v2"):
+        version_dir = registry.root / "twin-swap" / "versions" / version
+        model.save_pretrained(version_dir / "merged")
+        tokenizer.save_pretrained(version_dir / "merged")
+        write_json_atomic(
+            version_dir / "manifest.json",
+            {"artifacts": {"merged": "merged"}, "base_model": OFFLINE, "created_at": "2026"},
+        )
+    ref = "registry:twin-swap@accepted"
+    registry.set_tags("twin-swap", {"accepted": "v1"})
+    first = get_llm(ref, backend="torch-fp32")
+    assert first.version == "v1" and get_llm(ref, backend="torch-fp32") is first
+    registry.set_tags("twin-swap", {"accepted": "v2"})
+    second = get_llm(ref, backend="torch-fp32")
+    assert second is not first and second.version == "v2"
+    assert first not in factory._cache.values()  # the old version is unloaded
+    reply = second.as_chat_model(max_new_tokens=4, temperature=0.0).invoke("Hi")
+    assert reply.response_metadata["model_version"] == "v2"

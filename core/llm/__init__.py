@@ -10,32 +10,24 @@ same path training uses.
 
 Backends (`LLM_BACKEND` env / `backend=` picks one; `auto` is the default):
 - `openai`  — an OpenAI-compatible server (vLLM, Ollama, TGI, llama.cpp server) when
-  `LLM_BASE_URL` is set: httpx, streaming over SSE.
-- `llamacpp` — `llama-cpp-python` serving a GGUF directly (the offline SmolLM2 GGUF, a
-  registry version's `quantized/*.gguf`, or a `.gguf` ref). Optional extra
-  (`pip install -e '.[llamacpp]'`, an sdist that builds for minutes); picked automatically
-  when importable and a GGUF exists for the ref — it was the fastest CPU runtime measured
-  (see benchmarks/generation.py).
+  `LLM_BASE_URL` is set: httpx, streaming over SSE (`remote.py`).
+- `llamacpp` — `llama-cpp-python` serving a GGUF directly (an offline model's GGUF, a
+  registry version's `quantized/*.gguf`, or a `.gguf` ref), built by `make install`;
+  picked automatically when importable and a GGUF exists for the ref (`local.py`).
 - `torch-int8` — in-process transformers on CPU with torch dynamic int8 quantization of
-  the Linear layers (`torch.ao.quantization.quantize_dynamic`); for registry refs the
-  saved `quantized/model_int8.pt` state_dict is loaded when present. Default without
-  llama.cpp.
+  the Linear layers; for registry refs the saved `quantized/model_int8.pt` is loaded when
+  present. The fallback where llama.cpp did not build.
 - `torch-fp32` — the unquantized model (baseline for benchmarks and quality checks).
 
-Small int8 models tend to loop: generation uses a mild `repetition_penalty` by default
-(`GenerationDefaults`), which benchmarks/generation.py measures (distinct n-gram ratio).
-Thread count: `LLM_THREADS` (0 = torch's default, llama.cpp's default of half the cores).
+Sampling knobs a call leaves unset come from the model's tuned `GenerationDefaults`
+(`MODEL_DEFAULTS`, chosen by benchmarks/twin_quality.py); chat-template control tokens are
+stop strings; `sentence_grace=N` lets an answer run up to N tokens past its budget to end
+on a full sentence. Threads: `LLM_THREADS` (0 = all cores).
 
-Measured (benchmarks/generation.py, SmolLM2-135M, 64 greedy tokens, a 2-core machine shared
-with other jobs at load average 11–14, so absolute numbers are low and noisy):
-  2 threads: fp32 5.8 tok/s, int8 9.5, int8 without repetition penalty 9.7, llama.cpp 0.8
-             (llama.cpp's spinning threads collapse under contention, as MODELS.md warns);
-             distinct-2 / repeated-4-gram share: int8 0.95 / 0.04, int8 without penalty
-             0.61 / 0.36 (loops), fp32 and llama.cpp 1.00 / 0.00.
-  1 thread:  int8 4.5 tok/s, llama.cpp 5.4 (int8 = 0.83x llama.cpp).
-MODELS.md's idle-machine figures (fp32 15, int8 26, llama.cpp Q4 90 tok/s) put int8 at
-~0.3x llama.cpp when the CPU is free: prefer llama.cpp where it can be built, and set
-`LLM_THREADS=1` (or `LLM_BACKEND=torch-int8`) on a machine shared with other CPU work.
+Measured on held-out PEPs (benchmarks/twin_quality.py, 2 cores): Qwen2.5-Coder-0.5B on
+llama.cpp decodes ~42 tokens/s with a first token after ~1.2 s for a 300-token prompt;
+the same model on torch int8 is several times slower, and SmolLM2-135M is faster but far
+less on topic and in voice (numbers in the README / the benchmark's table).
 """
 
 from core.llm.base import (

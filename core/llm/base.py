@@ -113,6 +113,7 @@ class BaseLLM:
         self.ref = ref
         self.tokenizer = tokenizer
         self.defaults = generation_defaults(ref)
+        self.version = ref  # what the ref resolved to when loaded (set by get_llm)
         self._lock = threading.Lock()
 
     @property

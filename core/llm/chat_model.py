@@ -102,7 +102,7 @@ class TwinChatModel(BaseChatModel):
             message=AIMessageChunk(
                 content="",
                 usage_metadata=_usage(llm, dicts, text),
-                response_metadata={"model_name": llm.name},
+                response_metadata={"model_name": llm.name, "model_version": llm.version},
             )
         )
 
@@ -119,7 +119,7 @@ class TwinChatModel(BaseChatModel):
         message = AIMessage(
             content=text,
             usage_metadata=_usage(llm, dicts, text),
-            response_metadata={"model_name": llm.name},
+            response_metadata={"model_name": llm.name, "model_version": llm.version},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from core.llm.base import BACKENDS, BaseLLM, LLMError
+from core.llm.base import BACKENDS, BaseLLM, LLMError, _registry_version
 from core.llm.local import (
     LlamaCppLLM,
     _gguf_for,
@@ -15,12 +15,12 @@ from core.llm.local import (
     llamacpp_available,
 )
 from core.llm.remote import OpenAICompatLLM
-from core.settings import get_settings
+from core.settings import OFFLINE_LLM_FALLBACK, get_settings
 
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- factory
-_cache: dict[tuple[str, str, str], BaseLLM] = {}
+_cache: dict[tuple[str, str, str, str], BaseLLM] = {}
 _cache_lock = threading.Lock()
 
 
@@ -43,15 +43,32 @@ def choose_backend(ref: str, backend: str | None = None) -> str:
     return "torch-int8"
 
 
+def resolved_version(ref: str) -> str:
+    """What `ref` points at now: a registry version id, the offline fallback for a registry
+    ref with no such version yet, or the ref itself."""
+    if not ref.startswith("registry:"):
+        return ref
+    version = _registry_version(ref)
+    return version.version if version is not None else OFFLINE_LLM_FALLBACK
+
+
 def get_llm(ref: str | None = None, backend: str | None = None) -> BaseLLM:
-    """The generation backend for `ref` (default `LLM_MODEL`), loaded once per process."""
+    """The generation backend for `ref` (default `LLM_MODEL`), loaded once per process.
+
+    Cached by the version the ref resolves to now, so a registry promote/rollback changes
+    the weights that answer at the next call, and the previous version is unloaded."""
     settings = get_settings()
     ref = ref or settings.LLM_MODEL
     chosen = choose_backend(ref, backend)
-    key = (ref, chosen, settings.LLM_BASE_URL if chosen == "openai" else "")
+    slot = (ref, chosen, settings.LLM_BASE_URL if chosen == "openai" else "")
+    resolved = resolved_version(ref) if chosen != "openai" else ref
+    key = (*slot, resolved)
     with _cache_lock:
         if key in _cache:
             return _cache[key]
+        for stale in [k for k in _cache if k[:3] == slot]:
+            log.info("%s now resolves to %s: unloading %s", ref, resolved, stale[3])
+            del _cache[stale]
         start = time.perf_counter()
         if chosen == "openai":
             if not settings.LLM_BASE_URL:
@@ -64,7 +81,8 @@ def get_llm(ref: str | None = None, backend: str | None = None) -> BaseLLM:
             llm = LlamaCppLLM(ref, gguf, _tokenizer_for(ref))
         else:
             llm = _load_transformers(ref, chosen)
-        log.info("LLM %s ready in %.1fs", llm.name, time.perf_counter() - start)
+        llm.version = resolved
+        log.info("LLM %s (%s) ready in %.1fs", llm.name, resolved, time.perf_counter() - start)
         _cache[key] = llm
         return llm
 
