@@ -36,15 +36,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-    "OPIK_TRACK_DISABLE": "true",
-    "LANGSMITH_TRACING": "false",
-}
+from _serving import OFFLINE_ENV as SERVING_ENV  # noqa: E402 - benchmarks/ is on sys.path
+
+# The serving benchmarks' offline switches, plus unstructured's notice (ingest runs here).
+OFFLINE_ENV = {**SERVING_ENV, "UNSTRUCTURED_DISABLE_NOTICE": "1"}
 SUFFIXES = {".rst", ".md", ".markdown", ".txt", ".html", ".htm"}
 REQUEST = 'Write a passage for a post titled "{title}".'
 
