@@ -25,9 +25,12 @@ log = logging.getLogger(__name__)
 RUNS_FILE = "runs.jsonl"
 FEEDBACK_FILE = "feedback.jsonl"
 _lock = threading.Lock()
-# run_id → run record, per store folder (tests switch DATA_DIR between cases).
+# run_id → run record, per store folder (tests switch DATA_DIR between cases); the most
+# recent RUN_INDEX_SIZE runs per folder, older ones are looked up in the file on demand.
+RUN_INDEX_SIZE = 10_000
 _run_index: dict[Path, dict[str, dict[str, Any]]] = {}
 _index_sizes: dict[Path, int] = {}
+_index_truncated: set[Path] = set()
 
 
 class UnknownRun(LookupError):
@@ -97,9 +100,19 @@ def record_run(
     _append(folder / RUNS_FILE, record)
     with _lock:
         index = _run_index.get(folder)
-        if index is not None:
-            index[record["run_id"]] = record
+        if index is not None and _remember(index, record):
+            _index_truncated.add(folder)
     return record
+
+
+def _remember(index: dict[str, dict[str, Any]], record: dict[str, Any]) -> bool:
+    """Index `record`; True when an older run had to leave the index."""
+    index.pop(str(record.get("run_id")), None)
+    index[str(record.get("run_id"))] = record
+    evicted = len(index) > RUN_INDEX_SIZE
+    while len(index) > RUN_INDEX_SIZE:
+        del index[next(iter(index))]
+    return evicted
 
 
 def get_run(run_id: str) -> dict[str, Any] | None:
@@ -116,9 +129,15 @@ def get_run(run_id: str) -> dict[str, Any] | None:
         if str(run_id) not in index and size > start:
             records, offset = _read_jsonl(path, start)
             for rec in records:
-                index[str(rec.get("run_id"))] = rec
+                if _remember(index, rec):
+                    _index_truncated.add(folder)
             _index_sizes[folder] = offset
-        return index.get(str(run_id))
+        found = index.get(str(run_id))
+        truncated = folder in _index_truncated
+    if found is None and truncated:  # an older run than the index keeps: read the file
+        records, _ = _read_jsonl(path)
+        found = next((r for r in reversed(records) if str(r.get("run_id")) == str(run_id)), None)
+    return found
 
 
 def normalize_score(score: Any) -> float:

@@ -29,12 +29,14 @@ URL goes through every check above (so the target host must be allow-listed if i
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import re
 import socket
 import threading
 import time
 import urllib.robotparser
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
@@ -50,6 +52,11 @@ BACKOFF_BASE_S = 0.5  # first retry waits this long, then doubles
 MAX_BACKOFF_S = 30.0
 ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_CACHE_TTL_S = 3600.0
+MAX_HOSTS_REMEMBERED = 512  # robots.txt files and rate-limit slots kept (least recent dropped)
+# The absolute time (time.monotonic) by which the current `fetch` must be done, if any.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "fetch_deadline", default=None
+)
 _REDIRECT_CODES = {301, 302, 303, 307, 308}
 
 
@@ -228,9 +235,12 @@ class _RateLimiter:
             return
         with self._lock:
             now = time.monotonic()
+            if len(self._next) > MAX_HOSTS_REMEMBERED:  # slots in the past mean nothing
+                self._next = {h: t for h, t in self._next.items() if t > now}
             slot = max(now, self._next.get(host, now))
             self._next[host] = slot + interval
         if slot > now:
+            _remaining(needed=slot - now)
             time.sleep(slot - now)
 
     def clear(self) -> None:
@@ -258,7 +268,7 @@ class _Robots:
 
 _rate_limiter = _RateLimiter()
 _robots_lock = threading.Lock()
-_robots_cache: dict[str, _Robots] = {}
+_robots_cache: OrderedDict[str, _Robots] = OrderedDict()
 _robots_host_locks: dict[str, threading.Lock] = {}
 
 
@@ -285,6 +295,10 @@ def _robots_for(url: str, settings: Settings) -> _Robots:
         robots = _download_robots(url, settings)
         with _robots_lock:
             _robots_cache[key] = robots
+            _robots_cache.move_to_end(key)
+            while len(_robots_cache) > MAX_HOSTS_REMEMBERED:
+                old, _ = _robots_cache.popitem(last=False)
+                _robots_host_locks.pop(old, None)
         return robots
 
 
@@ -320,11 +334,39 @@ def _download_robots(url: str, settings: Settings) -> _Robots:
 # Fetching
 
 
-def fetch(url: str, *, settings: Settings | None = None) -> FetchResult:
-    """GET `url` under the rules in the module docstring; raise FetchError with a clear reason."""
+def fetch(
+    url: str,
+    *,
+    settings: Settings | None = None,
+    deadline_s: float | None = None,
+    max_bytes: int | None = None,
+) -> FetchResult:
+    """GET `url` under the rules in the module docstring; raise FetchError with a clear reason.
+
+    `deadline_s` bounds everything (robots.txt, redirects, retries, back-off) in seconds
+    from now; `max_bytes` lowers the size cap (links in a request use both)."""
     settings = _settings(settings)
     url = url.strip()
-    return _fetch_checked(url, settings, max_bytes=settings.CRAWL_MAX_BYTES, check_robots=True)
+    cap = min(settings.CRAWL_MAX_BYTES, max_bytes or settings.CRAWL_MAX_BYTES)
+    token = _deadline.set(time.monotonic() + deadline_s if deadline_s is not None else None)
+    try:
+        return _fetch_checked(url, settings, max_bytes=cap, check_robots=True)
+    except _Deadline:
+        raise FetchError(url, f"no answer within the {deadline_s:g}s deadline") from None
+    finally:
+        _deadline.reset(token)
+
+
+def _remaining(needed: float = 0.0) -> float:
+    """Seconds left before the fetch deadline (inf without one); _Deadline when `needed`
+    seconds are more than that."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return float("inf")
+    left = deadline - time.monotonic()
+    if left <= needed:
+        raise _Deadline()
+    return left
 
 
 def _fetch_checked(
@@ -405,6 +447,7 @@ def _get_with_retries(
     host = _host_key(url)
     last_problem = ""
     for attempt in range(1, attempts + 1):
+        _remaining()
         _rate_limiter.wait(host, interval)
         wait_hint: float | None = None
         try:
@@ -414,6 +457,8 @@ def _get_with_retries(
         except httpx.TimeoutException:
             last_problem = "timeout"
         except _Deadline:
+            if _deadline.get() is not None and _deadline.get() <= time.monotonic():
+                raise
             last_problem = "timeout"
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             last_problem = f"connection failed ({exc.__class__.__name__}: {exc})"
@@ -431,7 +476,9 @@ def _get_with_retries(
             delay = BACKOFF_BASE_S * (2 ** (attempt - 1))
             if wait_hint is not None:
                 delay = max(delay, wait_hint)
-            time.sleep(min(delay, MAX_BACKOFF_S))
+            delay = min(delay, MAX_BACKOFF_S)
+            _remaining(needed=delay)
+            time.sleep(delay)
     tries = f"{attempts} {'try' if attempts == 1 else 'tries'}"
     if last_problem == "timeout":
         raise FetchError(display_url, f"timed out after {tries}")
@@ -455,7 +502,7 @@ def _human_bytes(n: int) -> str:
 def _get_once(
     url: str, addresses: list[str], settings: Settings, max_bytes: int, display_url: str
 ) -> tuple[int, dict[str, str], bytes, str, str | None]:
-    timeout_s = settings.CRAWL_TIMEOUT_S
+    timeout_s = min(settings.CRAWL_TIMEOUT_S, _remaining())
     request_url = httpx.URL(url)
     headers = {
         "User-Agent": settings.CRAWL_USER_AGENT,

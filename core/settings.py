@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     JUDGE_MODEL: str = ""
     LLM_THREADS: int = Field(default=0, description="CPU threads for generation; 0 = all cores")
     LLM_MAX_NEW_TOKENS: int = 256
+    # Generations at once in this process (1 on CPU; more for a batching LLM_BASE_URL
+    # server), how long a request waits in line for one, and models kept loaded.
+    LLM_CONCURRENCY: int = Field(default=1, ge=1)
+    LLM_QUEUE_WAIT_S: float = Field(default=120.0, gt=0)
+    LLM_CACHE_SIZE: int = Field(default=2, ge=1)
+    # Per-request `llm_model` values callers may name besides LLM_MODEL and registry refs.
+    LLM_MODEL_ALLOWLIST: list[str] = Field(default_factory=list)
+    # Whether callers may replace the prompts (`system_prompt`, …) per request.
+    ALLOW_PROMPT_OVERRIDES: bool = False
 
     # Crawling: hosts listed here may resolve to loopback/private addresses (fixture sites).
     CRAWL_ALLOW_HOSTS: list[str] = Field(default_factory=list)
@@ -66,6 +75,21 @@ class Settings(BaseSettings):
     SERVER_MAX_BODY_BYTES: int = 256 * 1024
     SERVER_MAX_MESSAGES: int = 50
     SERVER_MAX_MESSAGE_CHARS: int = 8000
+    # Back-pressure: requests waiting beyond the LLM_CONCURRENCY ones generating; more get
+    # 429 with Retry-After. A request running longer than the timeout is stopped (504).
+    SERVER_QUEUE_SIZE: int = Field(default=8, ge=0)
+    SERVER_REQUEST_TIMEOUT_S: float = Field(default=300.0, gt=0)
+    SERVER_MAX_BATCH: int = Field(default=8, ge=1)
+    # Conversation threads: empty → SQLite under DATA_DIR/threads; postgresql://… or
+    # redis://… for several server processes. Each thread keeps its latest messages and
+    # checkpoints; the least recently used threads beyond THREAD_MAX_COUNT are dropped.
+    THREADS_URL: str = ""
+    THREAD_MAX_MESSAGES: int = Field(default=40, ge=2)
+    THREAD_MAX_CHECKPOINTS: int = Field(default=20, ge=1)
+    THREAD_MAX_COUNT: int = Field(default=10_000, ge=1)
+    # Links in a request: one deadline and one size cap for all of them together.
+    LINK_FETCH_DEADLINE_S: float = Field(default=10.0, gt=0)
+    LINK_FETCH_MAX_BYTES: int = Field(default=2 * 1024 * 1024, ge=1024)
 
     @property
     def warehouse_dir(self) -> Path:

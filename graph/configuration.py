@@ -1,6 +1,7 @@
 """Per-run knobs of the twin graph. Every node reads them with
 `Configuration.from_runnable_config(config)`, so Studio and LangServe callers can change
-them per request (`{"configurable": {"k": 3, "expand_n": 0}}`)."""
+them per request (`{"configurable": {"k": 3, "expand_n": 0}}`), within the bounds of
+`graph.knobs` (checked when a Configuration is built: a ValueError naming the field)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ class Configuration:
     self_query_prompt: str = prompts.SELF_QUERY_PROMPT
     expand_prompt: str = prompts.EXPAND_QUERY_PROMPT
     system_prompt: str = prompts.SYSTEM_PROMPT
+
+    def __post_init__(self) -> None:
+        # The same rules as the API's 422s (graph.knobs): Studio and CLI runs obey them too.
+        from graph.knobs import check_knob
+
+        for f in fields(self):
+            check_knob(f.name, getattr(self, f.name))
 
     @classmethod
     def from_runnable_config(cls, config: RunnableConfig | None = None) -> Configuration:

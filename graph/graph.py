@@ -3,19 +3,17 @@
     START → self_query → expand_query ─Send(query × collection)→ retrieve → rerank → generate → END
 
 Input `{"messages": [...]}` or `{"query": "..."}`; the final state has `answer`, `filters`,
-`queries`, `context` (and `messages` with the answer appended). Conversation threads: the
-graph is compiled with an in-memory checkpointer, pass
-`{"configurable": {"thread_id": "..."}}` to continue a conversation (without a thread id a
-run is stateless). `langgraph dev` / LangGraph Platform load this same object
-(langgraph.json, name "twin") and use their own persistence.
+`queries`, `context` (and `messages` with the answer appended). `graph` carries no
+checkpointer: `langgraph dev` / LangGraph Platform load this object (langgraph.json, name
+"twin") and keep threads in their own persistence; the API server compiles the same
+builder with its persistent checkpointer (`graph.threads.ThreadedGraph`), and so can any
+caller that wants conversation threads (`thread_id` in `configurable`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
@@ -59,39 +57,19 @@ def build_graph(*, generate_answer: bool = True) -> StateGraph:
     return builder
 
 
-class TwinGraph(CompiledStateGraph):
-    """The compiled graph: conversation threads kept in an in-memory checkpointer.
-
-    Runs that name a `thread_id` are checkpointed (a conversation continues); runs without
-    one (LangServe `/invoke`, evaluations, one-shot calls) are stateless instead of failing.
-    The saver is held aside rather than as `graph.checkpointer`, so `langgraph dev` /
-    LangGraph Platform (which refuse graphs that bring their own checkpointer) can load this
-    same object and plug in their own persistence.
-    """
-
-    def _resolve_checkpointer(self, config: RunnableConfig) -> Any:
-        resolved = super()._resolve_checkpointer(config)
-        if resolved is not None or self.checkpointer is False:
-            return resolved
-        if (config.get("configurable") or {}).get("thread_id"):
-            return getattr(self, "thread_saver", None)
-        return None
-
-
 def compile_graph(
     checkpointer: Any = None, *, generate_answer: bool = True, **kwargs: Any
 ) -> CompiledStateGraph:
-    """Compile the graph; with `checkpointer`, only runs with a `thread_id` use it."""
-    compiled = build_graph(generate_answer=generate_answer).compile(name="twin", **kwargs)
-    if checkpointer is not None:
-        compiled.__class__ = TwinGraph
-        compiled.thread_saver = checkpointer
-    return compiled
+    """Compile the graph (with `checkpointer`: every run needs a `thread_id`; see
+    `graph.threads.ThreadedGraph` for a graph that takes both kinds of runs)."""
+    return build_graph(generate_answer=generate_answer).compile(
+        checkpointer=checkpointer, name="twin", **kwargs
+    )
 
 
 def make_graph(config: Any = None) -> CompiledStateGraph:
-    """Factory variant without a checkpointer (the server persists threads)."""
+    """Factory variant (the platform that loads it persists threads)."""
     return compile_graph()
 
 
-graph = compile_graph(checkpointer=InMemorySaver())
+graph = compile_graph()

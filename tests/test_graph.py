@@ -344,10 +344,15 @@ async def test_fan_out_sends_one_branch_per_query_and_collection(corpus: Path) -
 
 @pytest.mark.slow
 async def test_threads_keep_the_conversation(corpus: Path) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
     from core.prompts import CONTEXT_SEPARATOR
-    from graph import graph
+    from graph import graph as twin_graph
     from graph.configuration import Configuration
     from graph.nodes import build_messages
+    from graph.threads import ThreadedGraph
+
+    graph = ThreadedGraph(twin_graph, InMemorySaver())
 
     config = {"configurable": {**FAST, "thread_id": "conversation-1"}}
     first = await graph.ainvoke({"query": "Write a post about sourdough as Maya Lindqvist"}, config)
@@ -501,7 +506,12 @@ def test_sync_invoke_stream_and_batch_match_async(corpus: Path, deterministic_ll
 def test_sync_threads_keep_the_conversation_like_async(corpus: Path, deterministic_llm: None) -> None:
     import asyncio
 
-    from graph import graph
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from graph import graph as twin_graph
+    from graph.threads import ThreadedGraph
+
+    graph = ThreadedGraph(twin_graph, InMemorySaver())
 
     first_turn = {"query": "Write a post about sourdough as Maya Lindqvist"}
     second_turn = {"messages": [("user", "Make it shorter.")]}

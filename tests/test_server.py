@@ -143,10 +143,14 @@ def test_stream_events_tokens_arrive_before_the_end(twin):
 
 
 def test_max_new_tokens_is_capped_by_settings(twin):
-    # The fixture caps LLM_MAX_NEW_TOKENS at 24: a request for 5000 still gets at most 24.
+    # The fixture caps LLM_MAX_NEW_TOKENS at 24: a request for 5000 is refused (422), one
+    # for 24 gets at most 24 (plus the sentence grace).
+    too_many = {"configurable": {"max_new_tokens": 5000, "expand_n": 0, "k": 2}}
+    refused = _post(twin, "/twin/invoke", {"input": {"query": "hi"}, "config": too_many})
+    assert refused.status_code == 422 and "max_new_tokens" in refused.text
     payload = {
         "input": {"query": "Write a very long article about retrieval."},
-        "config": {"configurable": {"max_new_tokens": 5000, "expand_n": 0, "k": 2}},
+        "config": {"configurable": {"max_new_tokens": 24, "expand_n": 0, "k": 2}},
     }
     tokens = 0
     url = f"{twin.url}/twin/stream_events"
@@ -350,24 +354,6 @@ def test_importing_the_server_does_no_io(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"  # no model libraries, no Opik client
     assert not data.exists()  # no store opened, nothing written
-
-
-def test_per_run_knobs_are_clamped(data_dir, monkeypatch):
-    from core.settings import reset_settings
-    from server import _clamp_knobs
-
-    monkeypatch.setenv("LLM_MAX_NEW_TOKENS", "100")
-    reset_settings()
-    out = _clamp_knobs(
-        {"max_new_tokens": 10**6, "k": 0, "expand_n": 99, "temperature": -1.0, "thread_id": "t"}
-    )
-    assert out == {
-        "max_new_tokens": 100,
-        "k": 1,
-        "expand_n": 5,
-        "temperature": 0.0,
-        "thread_id": "t",
-    }
 
 
 def test_feedback_store_contract(data_dir):

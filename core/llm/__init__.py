@@ -24,6 +24,13 @@ Sampling knobs a call leaves unset come from the model's tuned `GenerationDefaul
 stop strings; `sentence_grace=N` lets an answer run up to N tokens past its budget to end
 on a full sentence. Threads: `LLM_THREADS` (0 = all cores).
 
+Serving: `BaseLLM.astream` waits for the process's generation gate (`LLM_CONCURRENCY`
+slots, at most `LLM_QUEUE_WAIT_S` in line, else `GenerationBusy`) and stops decoding within
+a token when its task is cancelled (llama.cpp and torch through a per-token stopping
+criterion, the OpenAI-compatible backend by closing the HTTP stream); `last_run` records
+what the backend decoded. At most `LLM_CACHE_SIZE` models stay loaded; a registry ref's
+cache entry follows promote/rollback (`pinned_ref` fixes one request to one version).
+
 Measured on held-out PEPs (benchmarks/twin_quality.py, 2 cores): Qwen2.5-Coder-0.5B on
 llama.cpp decodes ~42 tokens/s with a first token after ~1.2 s for a 300-token prompt;
 the same model on torch int8 is several times slower, and SmolLM2-135M is faster but far
@@ -36,13 +43,15 @@ from core.llm.base import (
     MODEL_DEFAULTS,
     BaseLLM,
     GenerationDefaults,
+    GenerationRun,
     LLMError,
     ends_sentence,
     generation_defaults,
     trim_to_sentence,
 )
 from core.llm.chat_model import TwinChatModel, get_chat_model, lc_to_dicts
-from core.llm.factory import choose_backend, clear_llm_cache, get_llm
+from core.llm.factory import choose_backend, clear_llm_cache, get_llm, pinned_ref
+from core.llm.gate import GenerationBusy, generation_gate
 from core.llm.local import LlamaCppLLM, TransformersLLM, _quantize_int8, llamacpp_available
 from core.llm.remote import OpenAICompatLLM
 
@@ -51,7 +60,9 @@ __all__ = [
     "DEFAULTS",
     "MODEL_DEFAULTS",
     "BaseLLM",
+    "GenerationBusy",
     "GenerationDefaults",
+    "GenerationRun",
     "LLMError",
     "LlamaCppLLM",
     "OpenAICompatLLM",
@@ -62,9 +73,11 @@ __all__ = [
     "clear_llm_cache",
     "ends_sentence",
     "generation_defaults",
+    "generation_gate",
     "get_chat_model",
     "get_llm",
     "lc_to_dicts",
     "llamacpp_available",
+    "pinned_ref",
     "trim_to_sentence",
 ]

@@ -3,12 +3,13 @@ model, stop strings and sentence-bounded endings."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.settings import OFFLINE_LLM_FALLBACK, OFFLINE_QWEN, OFFLINE_SMOLLM2, get_settings
@@ -87,10 +88,42 @@ def _sentence_bounded(
             return
 
 
-def llamacpp_available() -> bool:
-    import importlib.util
+async def _asentence_bounded(
+    pieces: AsyncIterator[str], budget: int, count_tokens: Any
+) -> AsyncIterator[str]:
+    """`_sentence_bounded` for an async stream."""
+    text = ""
+    async for piece in pieces:
+        yield piece
+        text += piece
+        if ends_sentence(text) and count_tokens(text) >= budget:
+            return
 
-    return importlib.util.find_spec("llama_cpp") is not None
+
+@dataclass(eq=False)
+class GenerationRun:
+    """One generation: its cancel flag and what the backend produced.
+
+    Backends call `token()` once per decoded token and stop decoding as soon as it returns
+    True, so a cancelled run (client gone, deadline passed, consumer closed) frees the model
+    within a token. Kept as `BaseLLM.last_run` for health checks and tests."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    tokens: int = 0
+    tokens_after_cancel: int = 0
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def token(self) -> bool:
+        """Count one decoded token; True when the run should stop."""
+        if self.cancel.is_set():
+            self.tokens_after_cancel += 1
+            return True
+        self.tokens += 1
+        return False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
 
 
 def _threads() -> int:
@@ -114,7 +147,8 @@ class BaseLLM:
         self.tokenizer = tokenizer
         self.defaults = generation_defaults(ref)
         self.version = ref  # what the ref resolved to when loaded (set by get_llm)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # in-process weights decode one request at a time
+        self.last_run: GenerationRun | None = None
 
     @property
     def name(self) -> str:
@@ -136,17 +170,19 @@ class BaseLLM:
             return max(1, len(text.split()))
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def stream(
+    @property
+    def busy(self) -> bool:
+        """Whether a generation holds the model now."""
+        return self._lock.locked()
+
+    def _sampling(
         self,
-        prompt_or_messages: PromptOrMessages,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        stop: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> Iterator[str]:
-        """Token pieces as they are produced. Unset sampling knobs take the model's tuned
-        `defaults`; `sentence_grace=N` lets the answer run up to N tokens past
-        `max_new_tokens` to finish its sentence (and stops at the first sentence end)."""
+        max_new_tokens: int | None,
+        temperature: float | None,
+        stop: Sequence[str] | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[int, int, float, list[str]]:
+        """(budget, sentence grace, temperature, stop strings); fills `kwargs` defaults."""
         budget = int(max_new_tokens or get_settings().LLM_MAX_NEW_TOKENS)
         grace = max(0, int(kwargs.pop("sentence_grace", 0) or 0))
         if temperature is None:
@@ -154,12 +190,40 @@ class BaseLLM:
         kwargs.setdefault("top_p", self.defaults.top_p)
         kwargs.setdefault("repetition_penalty", self.defaults.repetition_penalty)
         stops = list(dict.fromkeys([*(stop or ()), *self.defaults.stop]))
+        return budget, grace, float(temperature), stops
+
+    def stream(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] | None = None,
+        *,
+        run: GenerationRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[str]:
+        """Token pieces as they are produced. Unset sampling knobs take the model's tuned
+        `defaults`; `sentence_grace=N` lets the answer run up to N tokens past
+        `max_new_tokens` to finish its sentence (and stops at the first sentence end).
+        Setting `run.cancel` (from any thread) stops decoding at the next token."""
+        run = run or GenerationRun()
+        self.last_run = run
+        budget, grace, temperature, stops = self._sampling(
+            max_new_tokens, temperature, stop, kwargs
+        )
         pieces = self._stream_pieces(
-            prompt_or_messages, budget + grace, float(temperature), stops, **kwargs
+            prompt_or_messages, budget + grace, temperature, stops, run=run, **kwargs
         )
         if grace:
             pieces = _sentence_bounded(pieces, budget, self.count_tokens)
-        yield from pieces
+        try:
+            for piece in pieces:
+                yield piece
+                if run.cancelled:
+                    return
+        finally:
+            pieces.close()
+            run.finished.set()
 
     def _stream_pieces(
         self,
@@ -167,9 +231,81 @@ class BaseLLM:
         max_new_tokens: int,
         temperature: float,
         stop: Sequence[str],
+        *,
+        run: GenerationRun,
         **kwargs: Any,
     ) -> Iterator[str]:
         raise NotImplementedError
+
+    async def astream(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[str]:
+        """`stream` for the event loop: waits for a slot of the generation gate, decodes in
+        a worker thread, and cancels decoding when the consumer goes away (task cancelled,
+        generator closed), so the model is free again within a token."""
+        from core.admission import request_cancelled
+        from core.llm.gate import generation_gate
+
+        # An abandoned HTTP request (client gone, deadline) cancels this task directly:
+        # frameworks may leave the request's own generators suspended instead of
+        # cancelling them, and the graph's node tasks would then generate on.
+        abandoned = request_cancelled()
+        watcher = (
+            asyncio.create_task(_cancel_when(abandoned, asyncio.current_task()))
+            if abandoned is not None
+            else None
+        )
+        try:
+            async with generation_gate().slot(get_settings().LLM_QUEUE_WAIT_S):
+                async for piece in self._astream_unlocked(
+                    prompt_or_messages, max_new_tokens, temperature, stop, **kwargs
+                ):
+                    yield piece
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _astream_unlocked(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int | None,
+        temperature: float | None,
+        stop: Sequence[str] | None,
+        **kwargs: Any,
+    ) -> AsyncIterator[str]:
+        run = GenerationRun()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def produce() -> None:
+            try:
+                for piece in self.stream(
+                    prompt_or_messages, max_new_tokens, temperature, stop, run=run, **kwargs
+                ):
+                    loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))
+                loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+
+        worker = loop.run_in_executor(None, produce)
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "done":
+                    return
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            if not worker.done():
+                run.cancel.set()
+            # The thread ends within a token; wait for it so the model is free afterwards.
+            await asyncio.shield(worker)
 
     def generate(
         self,
@@ -179,6 +315,7 @@ class BaseLLM:
         stop: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> str:
+        """The whole answer (see `stream`)."""
         text = "".join(
             self.stream(prompt_or_messages, max_new_tokens, temperature, stop, **kwargs)
         ).strip()
@@ -189,6 +326,12 @@ class BaseLLM:
         from core.llm.chat_model import TwinChatModel
 
         return TwinChatModel(llm=self, **kwargs)
+
+
+async def _cancel_when(event: asyncio.Event, task: asyncio.Task[Any] | None) -> None:
+    await event.wait()
+    if task is not None:
+        task.cancel()
 
 
 def _cut_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:

@@ -130,40 +130,19 @@ class TwinChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        """Generation runs in a worker thread; pieces cross to the event loop via a queue,
-        so the loop stays free while the CPU generates."""
+        """Pieces from the backend's `astream`: it waits for a generation slot and stops
+        decoding when this task is cancelled (client gone, deadline passed)."""
         import asyncio
 
         llm = await asyncio.to_thread(self._get)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        args = self._args(stop, kwargs)
         dicts = lc_to_dicts(messages)
-
-        def produce() -> None:
-            try:
-                for piece in llm.stream(dicts, **args):
-                    loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))
-                loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
-
-        task = loop.run_in_executor(None, produce)
         pieces: list[str] = []
-        try:
-            while True:
-                kind, value = await queue.get()
-                if kind == "done":
-                    break
-                if kind == "error":
-                    raise value
-                pieces.append(value)
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=value))
-                if run_manager:
-                    await run_manager.on_llm_new_token(value, chunk=chunk)
-                yield chunk
-        finally:
-            await task
+        async for piece in llm.astream(dicts, **self._args(stop, kwargs)):
+            pieces.append(piece)
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager:
+                await run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
         yield await asyncio.to_thread(self._final_chunk, llm, dicts, "".join(pieces))
 
     async def _agenerate(

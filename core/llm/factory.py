@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 
 from core.llm.base import BACKENDS, BaseLLM, LLMError, _registry_version
 from core.llm.local import (
@@ -20,7 +21,9 @@ from core.settings import OFFLINE_LLM_FALLBACK, get_settings
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- factory
-_cache: dict[tuple[str, str, str, str], BaseLLM] = {}
+# (model slot, backend, server URL, resolved version) → the loaded backend, least recently
+# used first; at most LLM_CACHE_SIZE entries.
+_cache: OrderedDict[tuple[str, str, str, str], BaseLLM] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -52,23 +55,45 @@ def resolved_version(ref: str) -> str:
     return version.version if version is not None else OFFLINE_LLM_FALLBACK
 
 
+def pinned_ref(ref: str) -> str:
+    """`ref` fixed to what it resolves to now (`registry:twin@accepted` → `registry:twin@v3`),
+    so every call of one request uses the same weights even if a promote lands meanwhile."""
+    if not ref.startswith("registry:"):
+        return ref
+    version = _registry_version(ref)
+    if version is None:
+        return OFFLINE_LLM_FALLBACK
+    return f"registry:{version.name}@{version.version}"
+
+
+def _slot(ref: str) -> str:
+    """Versions of one registry model share a slot: loading one unloads the others."""
+    return ref.partition("@")[0] if ref.startswith("registry:") else ref
+
+
 def get_llm(ref: str | None = None, backend: str | None = None) -> BaseLLM:
     """The generation backend for `ref` (default `LLM_MODEL`), loaded once per process.
 
     Cached by the version the ref resolves to now, so a registry promote/rollback changes
-    the weights that answer at the next call, and the previous version is unloaded."""
+    the weights that answer at the next call, and the previous version of that model is
+    dropped (its memory is freed once no request uses it any more). At most
+    `LLM_CACHE_SIZE` models stay loaded, least recently used dropped first."""
     settings = get_settings()
     ref = ref or settings.LLM_MODEL
     chosen = choose_backend(ref, backend)
-    slot = (ref, chosen, settings.LLM_BASE_URL if chosen == "openai" else "")
+    slot = (_slot(ref), chosen, settings.LLM_BASE_URL if chosen == "openai" else "")
     resolved = resolved_version(ref) if chosen != "openai" else ref
     key = (*slot, resolved)
     with _cache_lock:
         if key in _cache:
+            _cache.move_to_end(key)
             return _cache[key]
         for stale in [k for k in _cache if k[:3] == slot]:
             log.info("%s now resolves to %s: unloading %s", ref, resolved, stale[3])
             del _cache[stale]
+        while len(_cache) >= max(1, settings.LLM_CACHE_SIZE):
+            evicted, _ = _cache.popitem(last=False)
+            log.info("model cache full (LLM_CACHE_SIZE): unloading %s", evicted[0])
         start = time.perf_counter()
         if chosen == "openai":
             if not settings.LLM_BASE_URL:

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.llm.base import (
     BaseLLM,
+    GenerationRun,
     LLMError,
     PromptOrMessages,
     _as_messages,
@@ -26,9 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def llamacpp_available() -> bool:
-    import importlib.util
+    """llama-cpp-python is installed and runs on this CPU (`core.llm.probe`)."""
+    from core.llm.probe import llamacpp_runs
 
-    return importlib.util.find_spec("llama_cpp") is not None
+    return llamacpp_runs()
 
 
 # --------------------------------------------------------------------------- transformers
@@ -46,6 +48,8 @@ class TransformersLLM(BaseLLM):
         max_new_tokens: int,
         temperature: float,
         stop: Sequence[str],
+        *,
+        run: GenerationRun,
         **kwargs: Any,
     ) -> Iterator[str]:
         import torch
@@ -73,13 +77,13 @@ class TransformersLLM(BaseLLM):
             )
         else:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        # Set when the consumer stops early (stop string, closed stream, client gone):
-        # generation halts at the next token instead of running to max_new_tokens.
-        cancelled = threading.Event()
-        gen_kwargs["stopping_criteria"] = StoppingCriteriaList([_EventStop(cancelled)])
+        # The run's cancel flag (client gone, deadline) and the consumer stopping early
+        # (stop string, closed stream) both halt generation at the next token.
+        consumer_done = threading.Event()
+        gen_kwargs["stopping_criteria"] = StoppingCriteriaList([_RunStop(run, consumer_done)])
         error: list[BaseException] = []
 
-        def run() -> None:
+        def decode() -> None:
             try:
                 with self._lock, torch.inference_mode():
                     self.model.generate(**gen_kwargs)
@@ -87,27 +91,30 @@ class TransformersLLM(BaseLLM):
                 error.append(exc)
                 streamer.end()
 
-        thread = threading.Thread(target=run, name="llm-generate", daemon=True)
+        thread = threading.Thread(target=decode, name="llm-generate", daemon=True)
         thread.start()
         try:
             yield from _stop_filtered(iter(streamer), stop)
         finally:
-            cancelled.set()
+            consumer_done.set()
             thread.join()
         if error:
             raise LLMError(f"generation failed: {error[0]}") from error[0]
 
 
-class _EventStop:
-    """A transformers stopping criterion that fires once `event` is set."""
+class _RunStop:
+    """A transformers stopping criterion (called once per new token): counts the token and
+    fires once the run is cancelled or the consumer has stopped reading."""
 
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+    def __init__(self, run: GenerationRun, consumer_done: threading.Event) -> None:
+        self.run = run
+        self.consumer_done = consumer_done
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
+        stop = self.run.token() or self.consumer_done.is_set()
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool)
 
 
 def _quantize_int8(model: Any) -> Any:
@@ -201,8 +208,12 @@ class LlamaCppLLM(BaseLLM):
         max_new_tokens: int,
         temperature: float,
         stop: Sequence[str],
+        *,
+        run: GenerationRun,
         **kwargs: Any,
     ) -> Iterator[str]:
+        from llama_cpp import StoppingCriteriaList
+
         common = {
             "max_tokens": max_new_tokens,
             "temperature": temperature,
@@ -210,6 +221,8 @@ class LlamaCppLLM(BaseLLM):
             "repeat_penalty": kwargs["repetition_penalty"],
             "stop": list(stop) or None,
             "stream": True,
+            # Checked by llama.cpp after each sampled token: a cancelled run stops there.
+            "stopping_criteria": StoppingCriteriaList([lambda _ids, _logits: run.token()]),
         }
         yield from _until(self._stream(prompt_or_messages, common), kwargs.get("max_time"))
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from core.llm.base import BaseLLM, LLMError, PromptOrMessages, _as_messages, _until
+from core.llm.base import (
+    BaseLLM,
+    GenerationRun,
+    LLMError,
+    PromptOrMessages,
+    _as_messages,
+    _asentence_bounded,
+    _until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +37,13 @@ class OpenAICompatLLM(BaseLLM):
         self.base_url = url
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        self._client_args = {"base_url": url, "headers": headers, "timeout": timeout}
         self._model: str | None = None
+        self._active = 0  # open HTTP streams (the server, not this process, decodes)
+
+    @property
+    def busy(self) -> bool:
+        return self._active > 0
 
     @property
     def model(self) -> str:
@@ -53,22 +68,22 @@ class OpenAICompatLLM(BaseLLM):
         max_new_tokens: int,
         temperature: float,
         stop: Sequence[str],
+        *,
+        run: GenerationRun,
         **kwargs: Any,
     ) -> Iterator[str]:
         yield from _until(
-            self._request(prompt_or_messages, max_new_tokens, temperature, stop),
+            self._request(prompt_or_messages, max_new_tokens, temperature, stop, run),
             kwargs.get("max_time"),
         )
 
-    def _request(
+    def _body(
         self,
         prompt_or_messages: PromptOrMessages,
         max_new_tokens: int,
         temperature: float,
         stop: Sequence[str],
-    ) -> Iterator[str]:
-        import httpx
-
+    ) -> tuple[str, dict[str, Any]]:
         messages = _as_messages(prompt_or_messages)
         body: dict[str, Any] = {
             "model": self.model,
@@ -82,30 +97,122 @@ class OpenAICompatLLM(BaseLLM):
             path, body["messages"] = "/chat/completions", messages
         else:
             path, body["prompt"] = "/completions", str(prompt_or_messages)
+        return path, body
+
+    def _error(self, path: str, resp: Any) -> LLMError:
+        return LLMError(
+            f"LLM server {self.base_url}{path} answered HTTP {resp.status_code}: "
+            f"{resp.text[:300]}"
+        )
+
+    def _request(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str],
+        run: GenerationRun,
+    ) -> Iterator[str]:
+        import httpx
+
+        path, body = self._body(prompt_or_messages, max_new_tokens, temperature, stop)
+        self._active += 1
         try:
+            # Leaving the `with` (cancelled run, consumer gone) closes the HTTP stream: the
+            # server sees the disconnect and stops decoding.
             with self.client.stream("POST", path, json=body) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise LLMError(
-                        f"LLM server {self.base_url}{path} answered HTTP {resp.status_code}: "
-                        f"{resp.text[:300]}"
-                    )
+                    raise self._error(path, resp)
                 for line in resp.iter_lines():
-                    line = line.strip()
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    try:
-                        event = json.loads(data)
-                    except json.JSONDecodeError:
-                        continue
-                    for choice in event.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content") or choice.get("text")
-                        if piece:
-                            yield piece
+                    for piece in _sse_pieces(line):
+                        if run.token():
+                            return
+                        yield piece
         except httpx.HTTPError as exc:
             raise LLMError(f"LLM server {self.base_url} unreachable: {exc}") from exc
+        finally:
+            self._active -= 1
+
+    async def _astream_unlocked(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int | None,
+        temperature: float | None,
+        stop: Sequence[str] | None,
+        **kwargs: Any,
+    ) -> AsyncIterator[str]:
+        """Natively async: a cancelled task closes the HTTP stream at once (no thread)."""
+        budget, grace, temp, stops = self._sampling(max_new_tokens, temperature, stop, kwargs)
+        pieces = self._arequest(prompt_or_messages, budget + grace, temp, stops, kwargs)
+        if grace:
+            pieces = _asentence_bounded(pieces, budget, self.count_tokens)
+        async for piece in pieces:
+            yield piece
+
+    async def _arequest(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str],
+        kwargs: dict[str, Any],
+    ) -> AsyncIterator[str]:
+        import httpx
+
+        # Resolving the served model may ask the server once: not on the event loop.
+        model_name = await _in_thread(lambda: self.model)
+        path, body = self._body(prompt_or_messages, max_new_tokens, temperature, stop)
+        body["model"] = model_name
+        run = GenerationRun()
+        self.last_run = run
+        deadline = time.monotonic() + float(kwargs["max_time"]) if kwargs.get("max_time") else None
+        self._active += 1
+        try:
+            async with httpx.AsyncClient(**self._client_args) as client:
+                async with client.stream("POST", path, json=body) as resp:
+                    if resp.status_code >= 400:
+                        await resp.aread()
+                        raise self._error(path, resp)
+                    async for line in resp.aiter_lines():
+                        for piece in _sse_pieces(line):
+                            run.token()
+                            yield piece
+                        if deadline is not None and time.monotonic() >= deadline:
+                            return
+        except httpx.HTTPError as exc:
+            raise LLMError(f"LLM server {self.base_url} unreachable: {exc}") from exc
+        except BaseException:
+            run.cancel.set()  # cancelled or closed early: the stream is closed on the way out
+            raise
+        finally:
+            self._active -= 1
+            run.finished.set()
+
+
+async def _in_thread(fn: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(fn)
+
+
+def _sse_pieces(line: str) -> list[str]:
+    """Text pieces in one server-sent-events line of an OpenAI-compatible stream."""
+    line = line.strip()
+    if not line.startswith("data:"):
+        return []
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return []
+    try:
+        event = json.loads(data)
+    except json.JSONDecodeError:
+        return []
+    pieces = []
+    for choice in event.get("choices") or []:
+        piece = (choice.get("delta") or {}).get("content") or choice.get("text")
+        if piece:
+            pieces.append(piece)
+    return pieces
 
 
