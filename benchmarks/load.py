@@ -1,12 +1,14 @@
-"""Concurrent load on the served twin: N simultaneous `/twin/invoke` on 127.0.0.1.
+"""Concurrent load on the served twin: N simultaneous clients on 127.0.0.1.
 
 Starts the API server as its own process (temporary DATA_DIR seeded with `samples/`, or
-`--data-dir`), warms it up, then fires `--requests` invocations with at most
-`--concurrency` in flight (default 32 and 32), bounded by `--deadline` seconds overall.
-Reports errors (goal 0), p50/p95/max latency, throughput and the server process's peak
-RSS (psutil, sampled every 50 ms, children included).
+`--data-dir`), warms it up, then for each `--clients` level (default 8, 32, 64) fires that
+many simultaneous `/twin/stream` requests, bounded by `--deadline` seconds per level.
+Reports per level: success share, 429 share (back-pressure: LLM_CONCURRENCY +
+SERVER_QUEUE_SIZE are admitted, the rest are turned away at once), other errors (goal 0),
+p50/p95 latency and time to first token of admitted requests, and the server process's
+peak RSS (psutil, sampled every 50 ms, children included).
 
-    python benchmarks/load.py [--requests 32] [--concurrency 32] [--max-new-tokens 32] [--json]
+    python benchmarks/load.py [--clients 8,32,64] [--max-new-tokens 32] [--json]
 """
 
 from __future__ import annotations
@@ -62,32 +64,44 @@ class RssSampler(threading.Thread):
             time.sleep(self.every)
 
 
-async def fire(url: str, n: int, concurrency: int, configurable: dict, deadline: float) -> list:
-    sem = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def fire(url: str, clients: int, configurable: dict, deadline: float) -> list[dict]:
+    """`clients` simultaneous streams; per request: status, latency and first-token time."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async def one(client: httpx.AsyncClient, i: int) -> dict:
         payload = {
             "input": {"query": QUERIES[i % len(QUERIES)]},
             "config": {"configurable": configurable},
         }
-        async with sem:
-            start = time.perf_counter()
-            try:
-                resp = await client.post(f"{url}/twin/invoke", json=payload)
-                ok = resp.status_code == 200 and bool(resp.json()["output"]["content"].strip())
-                err = None if ok else f"HTTP {resp.status_code}: {resp.text[:200]}"
-            except Exception as exc:  # noqa: BLE001 - counted as an error
-                ok, err = False, f"{type(exc).__name__}: {exc}"
-            return {"ok": ok, "latency_s": time.perf_counter() - start, "error": err}
+        start = time.perf_counter()
+        first = None
+        try:
+            async with client.stream("POST", f"{url}/twin/stream", json=payload) as resp:
+                status = resp.status_code
+                error = None
+                async for line in resp.aiter_lines():
+                    if line.startswith("event: error"):
+                        error = "error event"
+                    if first is None and line.startswith("data:") and '"content":"' in line:
+                        if '"content":""' not in line:
+                            first = time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001 - counted as an error
+            status, error = 0, f"{type(exc).__name__}: {exc}"
+        return {
+            "status": status,
+            "ok": status == 200 and error is None,
+            "latency_s": time.perf_counter() - start,
+            "ttft_s": first,
+            "error": error or (None if status in (200, 429) else f"HTTP {status}"),
+        }
 
     async with httpx.AsyncClient(timeout=deadline, limits=limits) as client:
-        tasks = [asyncio.create_task(one(client, i)) for i in range(n)]
+        tasks = [asyncio.create_task(one(client, i)) for i in range(clients)]
         done, pending = await asyncio.wait(tasks, timeout=deadline)
         for task in pending:
             task.cancel()
         results = [t.result() for t in done]
-        results += [{"ok": False, "latency_s": deadline, "error": "deadline"} for _ in pending]
+        results += [{"status": 0, "ok": False, "error": "deadline"} for _ in pending]
     return results
 
 
@@ -97,50 +111,58 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def summarize(clients: int, results: list[dict], peak_rss: int) -> dict:
+    admitted = [r for r in results if r["ok"]]
+    latencies = [r["latency_s"] for r in admitted]
+    ttfts = [r["ttft_s"] for r in admitted if r.get("ttft_s") is not None]
+    errors = [r["error"] for r in results if r["error"]]
+    return {
+        "clients": clients,
+        "success": round(len(admitted) / clients, 3),
+        "rejected_429": round(sum(r["status"] == 429 for r in results) / clients, 3),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "p50_s": round(statistics.median(latencies), 2) if latencies else None,
+        "p95_s": round(percentile(latencies, 0.95), 2) if latencies else None,
+        "ttft_p50_s": round(statistics.median(ttfts), 2) if ttfts else None,
+        "ttft_p95_s": round(percentile(ttfts, 0.95), 2) if ttfts else None,
+        "peak_rss_mb": round(peak_rss / 2**20, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=32)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--clients", default="8,32,64", help="comma-separated levels")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--expand-n", type=int, default=0)
-    parser.add_argument("--deadline", type=float, default=900.0, help="seconds for the whole run")
+    parser.add_argument("--deadline", type=float, default=600.0, help="seconds per level")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    levels = [int(c) for c in args.clients.split(",") if c.strip()]
     configurable = {"max_new_tokens": args.max_new_tokens, "expand_n": args.expand_n}
+    rows = []
     with served(args.data_dir, max_new_tokens=args.max_new_tokens) as (url, pid):
         sampler = RssSampler(pid)
-        idle_rss = sampler.rss()
         sampler.start()
-        start = time.perf_counter()
-        results = asyncio.run(
-            fire(url, args.requests, args.concurrency, configurable, args.deadline)
-        )
-        wall = time.perf_counter() - start
+        for clients in levels:
+            sampler.peak = sampler.rss()
+            results = asyncio.run(fire(url, clients, configurable, args.deadline))
+            rows.append(summarize(clients, results, sampler.peak))
         sampler.stop.set()
         sampler.join()
-    latencies = [r["latency_s"] for r in results if r["ok"]]
-    errors = [r["error"] for r in results if not r["ok"]]
-    report = {
-        "requests": args.requests,
-        "concurrency": args.concurrency,
-        "config": configurable,
-        "errors": len(errors),
-        "error_samples": errors[:3],
-        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
-        "latency_p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
-        "latency_max_s": round(max(latencies), 3) if latencies else None,
-        "wall_s": round(wall, 2),
-        "throughput_rps": round(len(latencies) / wall, 3) if wall else None,
-        "server_rss_idle_mb": round(idle_rss / 2**20, 1),
-        "server_rss_peak_mb": round(max(sampler.peak, idle_rss) / 2**20, 1),
-    }
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(rows, indent=2))
     else:
-        for key, value in report.items():
-            print(f"{key:20s} {value}")
-    return 0 if not errors else 1
+        print("| clients | success | 429 | errors | p50 s | p95 s | TTFT p50 s | TTFT p95 s | peak RSS MB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['clients']} | {r['success']:.0%} | {r['rejected_429']:.0%} | {r['errors']} "
+                f"| {r['p50_s']} | {r['p95_s']} | {r['ttft_p50_s']} | {r['ttft_p95_s']} "
+                f"| {r['peak_rss_mb']} |"
+            )
+    return 0 if not any(r["errors"] for r in rows) else 1
 
 
 if __name__ == "__main__":
