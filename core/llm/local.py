@@ -157,15 +157,18 @@ def _load_transformers(ref: str, backend: str) -> TransformersLLM:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from core.models import resolve_llm_path
+    from core.models import _load_lock, resolve_llm_path
 
     if _threads():
         torch.set_num_threads(_threads())
     path = resolve_llm_path(ref)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    # One transformers load at a time per process: concurrent loads (the server's warm-up
+    # beside a first request loading the embedding model) left weights on the meta device.
+    with _load_lock:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.eval()
     if backend == "torch-int8":
         model = _quantize_int8(model)
