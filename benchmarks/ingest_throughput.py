@@ -130,7 +130,7 @@ def one_run(docs: list, root: Path) -> dict:
     from core.models import get_embedding_model
     from core.settings import get_settings, reset_settings
     from core.warehouse import get_warehouse
-    from ingest.features.sync import _scroll, sync
+    from ingest.features.sync import scroll_points, sync
     from retrievers.store import close_qdrant_client, get_qdrant_client
 
     os.environ["DATA_DIR"] = str(root)
@@ -146,7 +146,7 @@ def one_run(docs: list, root: Path) -> dict:
     texts = [
         p.payload["content"]
         for name in ("embedded_articles", "embedded_posts", "embedded_repositories")
-        for p in _scroll(client, name, ["content"])
+        for p in scroll_points(client, name, ["content"])
     ]
     assert len(texts) == report.chunks_embedded, (len(texts), report.chunks_embedded)
     model = get_embedding_model()

@@ -1,128 +1,123 @@
-"""Latency of the graph's retrieval stage alone: self-query → expansion → fan-out search →
-rerank (no answer generation), on a local-mode Qdrant store of ≥ 10,000 chunks.
+"""Latency of the graph's retrieval stage (self-query → search → fusion → rerank, no LLM
+expansion) on production chunks at 10,000 and 100,000 chunks, with and without an author
+filter.
 
-    python benchmarks/retrieval_latency.py [--chunks 10000] [--queries 50]
-        [--expand 0,2] [--data-dir DIR (reuse a seeded store)]
+    .venv/bin/python benchmarks/retrieval_latency.py --corpus PATH/TO/peps [--sizes 10000,100000]
+        [--queries 60] [--variants dense,hybrid] [--work-dir DIR]
 
-Chunks are generated text (several authors, topics, categories, platforms, dates) embedded
-with the real encoders through `retrievers.seed.seed_chunks` (the ingest-side schema).
-Queries mix plain questions with self-query cues (author names, categories, years).
-Prints p50/p95 per expansion setting; with expand_n > 0 the LLM call dominates.
+The corpus (a folder of per-author subfolders) is ingested once through the production path
+(`ingest.documents.add_sources`: import, clean, chunk, embed). To reach 10k/100k chunks, its
+stored points are then copied into a store of that size: each copy keeps the chunk's text
+and payload, gets its own id, one of `--authors` synthetic authors (so an author filter
+keeps about 1/authors of the points) and its vector plus small noise, re-normalised (so no
+two points are identical). Requests are the eval set's (`evals/data/peps_requests.jsonl`),
+asked with the author pinned (`Configuration.author`) or not. Prints p50/p95 per size,
+filter and variant; timings depend on load (the 2-core machine's load average is printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
-import random
 import statistics
 import sys
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-for _k, _v in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "OPIK_TRACK_DISABLE": "true",
-    "LANGSMITH_TRACING": "false",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ.setdefault(_k, _v)
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from _corpus import OFFLINE_ENV  # noqa: E402 - benchmarks/ is on sys.path
 
-AUTHORS = ["Paul Iusztin", "Maya Lindqvist", "Maxime Labonne", "Ada Okafor", "Lin Wei"]
-TOPICS = [
-    "vector databases", "retrieval-augmented generation", "fine-tuning small models",
-    "quantization on CPUs", "prompt engineering", "sourdough baking", "trail running",
-    "Kubernetes operators", "feature stores", "data pipelines", "LLM evaluation",
-    "reranking with cross-encoders", "chunking strategies", "observability for LLM apps",
-    "Rust async runtimes", "garden composting", "home espresso", "distributed tracing",
-    "embedding models", "preference optimisation",
-]
-VERBS = ["explains", "compares", "questions", "simplifies", "benchmarks", "revisits", "debugs"]
-DETAILS = [
-    "with a worked example", "from a production incident", "using open-source tools",
-    "on a laptop", "for a small team", "with numbers from last quarter",
-    "after reading three papers", "in plain language", "with a checklist at the end",
-]
-CATEGORIES = [("posts", "linkedin"), ("articles", "medium"), ("articles", "substack"),
-              ("repositories", "github")]
+NOISE = 0.02
 
 
-def make_text(rng: random.Random, topic: str) -> str:
-    sentences = []
-    for _ in range(rng.randint(3, 6)):
-        other = rng.choice(TOPICS)
-        sentences.append(
-            f"This note {rng.choice(VERBS)} {topic} {rng.choice(DETAILS)}, and how it relates "
-            f"to {other}."
-        )
-    return " ".join(sentences)
+def base_points(corpus: Path, work: Path) -> list[tuple[str, dict, list[float], object]]:
+    """(collection, payload, dense, sparse) of every chunk of the corpus, ingested once."""
+    from evals.retrieval_corpus import corpus_store
+
+    points = []
+    with corpus_store(corpus, work / "base") as store:
+        client = store.client
+        for name in ("embedded_articles", "embedded_posts", "embedded_repositories"):
+            if name not in {c.name for c in client.get_collections().collections}:
+                continue
+            offset = None
+            while True:
+                batch, offset = client.scroll(name, limit=1024, offset=offset,
+                                              with_payload=True, with_vectors=True)  # fmt: skip
+                for p in batch:
+                    points.append((name, p.payload, p.vector["dense"], p.vector.get("sparse")))
+                if offset is None:
+                    break
+    return points
 
 
-def seed(n_chunks: int, rng: random.Random) -> None:
-    from core.domain import User
+def scaled_store(work: Path, base: list, size: int, authors: list[str]) -> Path:
+    """A DATA_DIR whose store holds `size` copies of the base points (built once)."""
+    import numpy as np
+    from qdrant_client import models
+
+    from core.domain import User, author_id_for
+    from core.settings import get_settings, settings_override
     from core.warehouse import get_warehouse
-    from retrievers.seed import make_chunks, seed_chunks
-    from retrievers.store import get_qdrant_client
+    from retrievers.store import (
+        DENSE_VECTOR,
+        SPARSE_VECTOR,
+        close_qdrant_client,
+        ensure_collections,
+        get_qdrant_client,
+    )
 
-    with get_warehouse() as wh:
-        for name in AUTHORS:
-            wh.upsert("users", User.from_full_name(name).model_dump(by_alias=True))
-    chunks = []
-    i = 0
-    while len(chunks) < n_chunks:
-        topic = rng.choice(TOPICS)
-        category, platform = rng.choice(CATEGORIES)
-        year = rng.choice([2021, 2022, 2023, 2024, 2025])
-        chunks += make_chunks(
-            make_text(rng, topic),
-            author=rng.choice(AUTHORS),
-            category=category,
-            platform=platform,
-            title=f"{topic} #{i}",
-            link=f"https://example.test/{platform}/{i}",
-            published_at=f"{year}-{rng.randint(1, 12):02d}-15T00:00:00+00:00",
-            split=False,
-        )
-        i += 1
-    start = time.perf_counter()
-    written = seed_chunks(get_qdrant_client(), chunks)
-    print(f"seeded {sum(written.values())} chunks {written} in {time.perf_counter() - start:.0f} s")
+    data = work / f"scaled-{size}"
+    marker = data / "built.json"
+    if marker.exists() and json.loads(marker.read_text()) == {"size": size, "authors": authors}:
+        return data
+    rng = np.random.default_rng(size)
+    close_qdrant_client()
+    with settings_override(DATA_DIR=data, MODELS_CACHE_DIR=get_settings().models_cache_dir,
+                           QDRANT_URL="", MONGODB_URI=""):  # fmt: skip
+        with get_warehouse() as wh:
+            for name in authors:
+                wh.upsert("users", User.from_full_name(name).model_dump(by_alias=True))
+        client = get_qdrant_client()
+        ensure_collections(client, len(base[0][2]))
+        started, batch = time.perf_counter(), {}
+        for i in range(size):
+            collection, payload, dense, sparse = base[i % len(base)]
+            author = authors[i % len(authors)]
+            vector = np.asarray(dense) + rng.normal(0, NOISE, len(dense))
+            vector /= np.linalg.norm(vector)
+            copy = dict(payload, author_full_name=author, author_id=author_id_for(author),
+                        document_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{payload['document_id']}/{i // len(base)}")))  # fmt: skip
+            vectors = {DENSE_VECTOR: vector.tolist()}
+            if sparse is not None:
+                vectors[SPARSE_VECTOR] = sparse
+            batch.setdefault(collection, []).append(models.PointStruct(
+                id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"copy/{i}")), vector=vectors, payload=copy))  # fmt: skip
+            if sum(len(v) for v in batch.values()) >= 1024 or i == size - 1:
+                for name, points in batch.items():
+                    client.upsert(name, points=points, wait=True)
+                batch = {}
+        print(f"built {size} chunks in {time.perf_counter() - started:.0f}s", flush=True)
+        close_qdrant_client()
+    marker.write_text(json.dumps({"size": size, "authors": authors}))
+    return data
 
 
-def make_queries(n: int, rng: random.Random) -> list[str]:
-    forms = [
-        "How do you approach {t}?",
-        "Write a LinkedIn post about {t}",
-        "I am {a}. Write an article about {t}",
-        "What did {a} write about {t} in {y}?",
-        "posts about {t} since March {y}",
-        "Summarise my Medium articles on {t}",
-        "code examples for {t} from my GitHub",
-        "{t} tips",
-    ]
-    return [
-        rng.choice(forms).format(t=rng.choice(TOPICS), a=rng.choice(AUTHORS), y=rng.choice([2022, 2023, 2024]))
-        for _ in range(n)
-    ]
-
-
-async def run(queries: list[str], expand_n: int) -> list[float]:
+async def time_requests(requests: list[str], configurable: dict) -> list[float]:
     from graph.graph import compile_graph
 
-    retrieval = compile_graph(generate_answer=False)
-    config = {"configurable": {"expand_n": expand_n}}
-    await retrieval.ainvoke({"query": queries[0]}, config)  # warm-up: models load once
+    stage = compile_graph(generate_answer=False)
+    await stage.ainvoke({"query": requests[0]}, {"configurable": configurable})  # warm-up
     times = []
-    for q in queries:
-        start = time.perf_counter()
-        out = await retrieval.ainvoke({"query": q}, config)
-        times.append((time.perf_counter() - start) * 1000)
-        assert out.get("context") is not None
+    for request in requests:
+        started = time.perf_counter()
+        out = await stage.ainvoke({"query": request}, {"configurable": configurable})
+        times.append((time.perf_counter() - started) * 1000)
+        assert out.get("context"), request
     return times
 
 
@@ -133,43 +128,44 @@ def pct(values: list[float], p: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chunks", type=int, default=10_000)
-    parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument("--expand", default="0,2", help="expand_n settings to measure")
-    parser.add_argument("--data-dir", default="", help="reuse/keep a seeded DATA_DIR")
-    parser.add_argument("--backend", default="", help="LLM_BACKEND for expansion (default auto)")
+    parser.add_argument("--corpus", type=Path, required=True, help="per-author subfolders")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--variants", default="auto", help="rerankers (auto = the default)")
+    parser.add_argument("--authors", type=int, default=20, help="synthetic authors to spread over")
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "data" / "bench" / "latency")
     args = parser.parse_args()
-    if args.backend:
-        os.environ["LLM_BACKEND"] = args.backend
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="twin-retrieval-bench-"))
-    os.environ["DATA_DIR"] = str(data_dir)
-    os.environ.setdefault(
-        "MODELS_CACHE_DIR", str(Path(__file__).resolve().parent.parent / "data" / "models")
-    )
-    rng = random.Random(7)
-    from retrievers.store import get_qdrant_client
-
-    client = get_qdrant_client()
-    existing = sum(
-        client.count(c.name).count
-        for c in client.get_collections().collections
-        if c.name.startswith("embedded_")
-    )
-    if existing < args.chunks:
-        seed(args.chunks - existing, rng)
-    else:
-        print(f"reusing {existing} chunks in {data_dir}")
-    queries = make_queries(args.queries, random.Random(11))
-    print(f"{'expand_n':>8}{'queries':>9}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}  (loadavg {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus)")
-    for expand_n in [int(x) for x in args.expand.split(",") if x.strip()]:
-        times = asyncio.run(run(queries, expand_n))
-        print(
-            f"{expand_n:>8}{len(times):>9}{pct(times, 50):>9.0f}{pct(times, 95):>9.0f}"
-            f"{statistics.mean(times):>9.0f}"
-        )
+    os.environ.update(OFFLINE_ENV)
+    os.environ.setdefault("MODELS_CACHE_DIR", str(ROOT / "data" / "models"))
+    from core.logs import setup_cli_logging
+    from core.settings import get_settings, settings_override
+    from evals.retrieval import PEPS_REQUESTS_FILE, load_questions
     from retrievers.store import close_qdrant_client
 
-    close_qdrant_client()  # release the local store before interpreter shutdown
+    setup_cli_logging()
+    work = args.work_dir.resolve()
+    base = base_points(args.corpus.resolve(), work)
+    print(f"{len(base)} production chunks from {args.corpus.name}", flush=True)
+    authors = [f"Writer {chr(65 + i % 26)}{i // 26 or ''} Example" for i in range(args.authors)]
+    requests = [q.question for q in load_questions(PEPS_REQUESTS_FILE)][: args.queries]
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",") if s]:
+        data = scaled_store(work, base, size, authors)
+        with settings_override(DATA_DIR=data, MODELS_CACHE_DIR=get_settings().models_cache_dir,
+                               QDRANT_URL="", MONGODB_URI=""):  # fmt: skip
+            for variant in args.variants.split(","):
+                for author in ("", authors[3]):
+                    configurable = {"expand_n": 0, "reranker": variant, "author": author}
+                    times = asyncio.run(time_requests(requests, configurable))
+                    rows.append((size, variant, "author" if author else "none",
+                                 statistics.median(times), pct(times, 95)))  # fmt: skip
+                    print(f"{size} {variant} filter={rows[-1][2]}: p50 {rows[-1][3]:.0f} ms",
+                          flush=True)  # fmt: skip
+            close_qdrant_client()
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print("| chunks | reranker | filter | p50 ms | p95 ms |\n|---|---|---|---|---|")
+    for size, variant, filt, p50, p95 in rows:
+        print(f"| {size:,} | {variant} | {filt} | {p50:.0f} | {p95:.0f} |")
 
 
 if __name__ == "__main__":

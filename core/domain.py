@@ -169,6 +169,8 @@ class Chunk(BaseModel):
     title: str = ""
     chunk_index: int
     content: str
+    # Headings where the chunk starts, outermost first (" > "-joined); "" when none.
+    section: str = ""
     published_at: datetime | None = None
 
     model_config = {"use_enum_values": True}

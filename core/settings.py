@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +39,13 @@ class Settings(BaseSettings):
     EMBEDDING_MODEL: str = DEFAULT_EMBEDDING_MODEL
     EMBEDDING_BATCH_SIZE: int = 32
     RERANKER_MODEL: str = ""
+    # Article chunks, in embedding-model wordpieces (chosen on real writing by
+    # benchmarks/retrieval_choice.py); a change re-embeds on the next `ingest sync`.
+    CHUNK_TOKENS: int = 200
+    CHUNK_OVERLAP: int = 32
+    # Embed each chunk with its document title and section headings in front (the stored
+    # text stays the chunk itself).
+    EMBED_CHUNK_CONTEXT: bool = True
 
     LLM_MODEL: str = DEFAULT_LLM_MODEL
     # auto | openai | llamacpp | torch-int8 | torch-fp32 (auto: server, else GGUF on
@@ -112,11 +122,33 @@ class Settings(BaseSettings):
         return self.DATA_DIR / "datasets"
 
 
-@lru_cache(maxsize=1)
+_overrides: list[Settings] = []
+
+
 def get_settings() -> Settings:
+    """The settings in force: the innermost `settings_override`, else env and `.env`."""
+    return _overrides[-1] if _overrides else _environment_settings()
+
+
+@lru_cache(maxsize=1)
+def _environment_settings() -> Settings:
     return Settings()
 
 
 def reset_settings() -> None:
     """Forget the cached settings (tests change the environment between cases)."""
-    get_settings.cache_clear()
+    _environment_settings.cache_clear()
+
+
+@contextmanager
+def settings_override(**values: Any) -> Iterator[Settings]:
+    """Settings with `values` replaced, in force for the whole process until the block
+    ends (evaluations and benchmarks that work in their own DATA_DIR). The environment
+    is left alone. Callers that cache per-store resources (the Qdrant client) must
+    release them on entry and exit."""
+    settings = get_settings().model_copy(update=values)
+    _overrides.append(settings)
+    try:
+        yield settings
+    finally:
+        _overrides.remove(settings)

@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -52,42 +47,6 @@ def load_questions(limit: int | None = None) -> list[dict[str, Any]]:
         step = len(rows) / limit
         rows = [rows[int(i * step)] for i in range(limit)]
     return rows
-
-
-@contextmanager
-def temporary_store() -> Iterator[dict[str, str]]:
-    """A fresh DATA_DIR whose local vector store holds the eval corpus, for the graph's own
-    `get_qdrant_client()`; yields {link: corpus key}. Settings are restored after.
-
-    Model weights stay in the current models cache; registry refs must be resolved to
-    paths before entering (the registry lives under the current DATA_DIR).
-    """
-    from core.settings import get_settings, reset_settings
-    from evals import retrieval
-    from retrievers.seed import seed_chunks
-    from retrievers.store import close_qdrant_client, get_qdrant_client
-
-    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "MODELS_CACHE_DIR", "QDRANT_URL")}
-    models_cache = get_settings().models_cache_dir
-    tmp = tempfile.mkdtemp(prefix="twin-rag-eval-")
-    try:
-        os.environ["DATA_DIR"] = tmp
-        os.environ["MODELS_CACHE_DIR"] = str(models_cache.resolve())
-        os.environ.pop("QDRANT_URL", None)
-        close_qdrant_client()
-        reset_settings()
-        docs = retrieval.load_corpus()
-        seed_chunks(get_qdrant_client(), retrieval.corpus_chunks(docs))
-        yield {d.link: d.key for d in docs}
-    finally:
-        close_qdrant_client()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_settings()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -136,14 +95,18 @@ def run_rag_eval(
     model_path = resolve_llm_path(model) if model.startswith("registry:") else model
     questions = load_questions(limit)
     configurable = {
-        "llm_model": model_path,
         "k": k,
         "max_new_tokens": max_new_tokens,
         "temperature": 0.0,
     }
+    from core.settings import settings_override
     from evals.retrieval import score_ranking
+    from evals.retrieval_corpus import corpus_store
 
-    with temporary_store() as key_by_link:
+    # The model is trusted in-process input (a path is no per-request knob): set it as the
+    # default model while the graph runs.
+    with corpus_store() as store, settings_override(LLM_MODEL=model_path):
+        key_by_link = store.key_by_link
         outputs = asyncio.run(_run_graph(questions, configurable))
 
     metrics: dict[str, Any] = {}

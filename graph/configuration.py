@@ -37,8 +37,16 @@ class Configuration:
     expand_n: Annotated[int, {"description": "alternative query phrasings (0 disables)"}] = 2
     collections: list[str] = field(default_factory=lambda: list(ALL_COLLECTIONS))
     fetch_k: Annotated[int, {"description": "candidates per query and collection"}] = 20
+    max_per_document: Annotated[
+        int, {"description": "at most this many passages of one document (0: no limit)"}
+    ] = 0
     reranker: str = "auto"
     author: Annotated[str, {"description": "the twin's author when the request names none"}] = ""
+    filters: Annotated[
+        dict[str, Any],
+        {"description": "filters pinned by the caller (author, category, platform, date_from, "
+                        "date_to); they win over what self-query reads from the request"},
+    ] = field(default_factory=dict)
 
     llm_model: str = field(default_factory=_settings_llm_model)
     max_new_tokens: int = field(default_factory=_settings_max_new_tokens)
@@ -97,4 +105,5 @@ class Configuration:
             "collections": list(self.collections),
             "fetch_k": self.fetch_k,
             "reranker": self.reranker,
+            "max_per_document": self.max_per_document,
         }

@@ -20,10 +20,22 @@ _authors: tuple[float, str, list[str]] | None = None  # (loaded_at, data_dir, na
 _authors_lock = threading.Lock()
 
 URL_RE = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
+# A category is read from what the request asks for or searches in ("a LinkedIn post",
+# "a thread", "my repo", "your articles"), not from the words as topics: "threads" in
+# "unsafe with threads" or "code" in "code reviews" name no category.
+_DETERMINER = r"(?:a|an|one|my|your|his|her|their|our|this|that|these|those)"
+_OWNER = rf"(?:{_DETERMINER}|\w+['’]s)"  # "a thread", "Maya's posts"
+_ADJECTIVES = r"(?:[\w-]+[\s-]+){0,2}"
 CATEGORY_WORDS = {
-    "posts": r"posts?|tweets?|threads?|linkedin\s+posts?|social\s+media",
+    "posts": rf"{_OWNER}\s+{_ADJECTIVES}(?:posts?|tweets?|threads?)|social\s+media",
     "articles": r"articles?|blog\s*posts?|blogs?|essays?|newsletters?|write-?ups?",
-    "repositories": r"repos?|repositor(?:y|ies)|code(?:\s*base)?|source\s+code|snippets?",
+    # The author's code ("your repo", "his codebase", "a repository"), not the user's
+    # ("our codebase", "a Twisted codebase").
+    "repositories": (
+        rf"(?:my|your|his|her|their|the\s+author's)\s+{_ADJECTIVES}"
+        r"(?:repos?|repositor(?:y|ies)|code\s*base|code|source\s+code)"
+        r"|(?:a|an|one)\s+(?:[\w-]+\s+)?(?:repo|repository)"
+    ),
 }
 PLATFORMS = ("medium", "substack", "linkedin", "github")
 MONTHS = {
@@ -70,21 +82,11 @@ def clear_author_cache() -> None:
 
 
 def find_author(text: str, authors: list[str]) -> str | None:
-    """A real author named in `text`: full name first, then a unique surname, then a
-    unique first name introduced as "I am / I'm / as / like / by <name>"."""
-    low = " ".join(text.split()).casefold()
-    hits = [a for a in authors if re.search(rf"\b{re.escape(a.casefold())}\b", low)]
-    if hits:
-        return max(hits, key=len)
-    parts = {a: a.casefold().split() for a in authors}
-    surname = [a for a, p in parts.items() if len(p) > 1 and re.search(rf"\b{re.escape(p[-1])}\b", low)]
-    if len(surname) == 1:
-        return surname[0]
-    intro = re.findall(r"\b(?:i am|i'm|im|as|like|by|of)\s+([a-z][\w'-]+)", low)
-    first = [a for a, p in parts.items() if p and p[0] in intro]
-    if len(first) == 1:
-        return first[0]
-    return None
+    """The one real author named in `text` (full name, surname, first name; any case;
+    possessives), None when none or several are (`graph.names.resolve_author`)."""
+    from graph.names import resolve_author
+
+    return resolve_author(text, authors).author
 
 
 def find_category(text: str) -> str | None:

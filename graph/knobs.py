@@ -6,8 +6,10 @@ it), and the server turns the same rules into its request schema (`config_annota
 so a bad value is a 422 that names the field before any work starts.
 
 - numbers are bounded (`NUMERIC_BOUNDS`; `max_new_tokens` by `LLM_MAX_NEW_TOKENS`);
-- `llm_model` is `LLM_MODEL`, a name in `LLM_MODEL_ALLOWLIST`, or a registry ref of a
-  model the registry holds — never a filesystem path or an arbitrary hub id;
+- `llm_model` is `LLM_MODEL`, a name in `LLM_MODEL_ALLOWLIST`, a shipped offline model
+  (`offline:…`) or a registry ref of a model the registry holds — never a filesystem path
+  or an arbitrary hub id (in-process code that needs one sets `LLM_MODEL` through
+  `core.settings.settings_override`);
 - prompts differ from the defaults only when `ALLOW_PROMPT_OVERRIDES` is set, and then
   may use only their own placeholders (no attribute or index lookups in format fields);
 - `collections`, `reranker` and `filters` take known names only; strings are bounded.
@@ -132,7 +134,10 @@ def _check_llm_model(name: str, value: Any) -> str:
 
     _check_text(name, value, 300)
     settings = get_settings()
-    if value == settings.LLM_MODEL or value in settings.LLM_MODEL_ALLOWLIST:
+    from core.models import OFFLINE_LLMS
+
+    # The shipped offline models are names, not paths: always allowed.
+    if value == settings.LLM_MODEL or value in settings.LLM_MODEL_ALLOWLIST or value in OFFLINE_LLMS:
         return value
     match = _REGISTRY_REF.match(value)
     if match is None:

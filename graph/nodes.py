@@ -8,11 +8,8 @@ same coroutine, so `graph.invoke`/`stream`/`batch` work like `ainvoke`/`astream`
 
 
 import asyncio
-import concurrent.futures
-import contextvars
 import logging
 import re
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -27,9 +24,11 @@ from langchain_core.messages import (
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.types import Send
 
+from core.aio import run_coroutine_sync
 from core.llm import trim_to_sentence
 from graph import extract
 from graph.configuration import ALL_COLLECTIONS, Configuration
+from graph.names import resolve_author
 from graph.prompts import LINK_FAILED_NOTE, SYSTEM_PROMPT, format_context, twin_messages
 from graph.state import RetrieveTask, State, empty_filters
 
@@ -49,23 +48,6 @@ FIRST_STAGE_OF = {
 
 # ----------------------------------------------------------------------------- sync entry
 AsyncNode = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
-
-
-def run_coroutine_sync(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run `coro` to completion from sync code and return its result.
-
-    Context variables (LangGraph's current config and callbacks) carry over, as they do
-    into an awaited node. Where this thread already runs an event loop (a sync
-    `graph.invoke` called from async code or a notebook) the coroutine gets a fresh loop
-    in a worker thread, since a running loop cannot be re-entered.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    context = contextvars.copy_context()
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="twin-node") as pool:
-        return pool.submit(context.run, asyncio.run, coro).result()
 
 
 class GraphNode(Runnable[Any, dict[str, Any]]):
@@ -143,11 +125,13 @@ def _main_text(result: Any, max_chars: int) -> str:
     return text[:max_chars]
 
 
-def _fetch_link(url: str, max_chars: int) -> tuple[Document | None, str | None]:
+def _fetch_link(
+    url: str, max_chars: int, deadline_s: float | None = None, max_bytes: int | None = None
+) -> tuple[Document | None, str | None]:
     from core.safe_fetch import FetchError, fetch
 
     try:
-        result = fetch(url)
+        result = fetch(url, deadline_s=deadline_s, max_bytes=max_bytes)
         text = _main_text(result, max_chars)
     except FetchError as exc:
         return None, LINK_FAILED_NOTE.format(url=url, reason=exc.reason)
@@ -182,6 +166,8 @@ async def self_query(state: State, *, config: RunnableConfig | None = None) -> d
 
     authors = await asyncio.to_thread(extract.known_authors)
     filters = extract.extract_filters(request, authors)
+    # A name several authors share applies no filter; the answer says why.
+    name_note = resolve_author(extract.URL_RE.sub(" ", request), authors).note
     if cfg.self_query_llm and request:
         prompt = cfg.self_query_prompt.format(query=extract.search_text(request))
         try:
@@ -201,13 +187,32 @@ async def self_query(state: State, *, config: RunnableConfig | None = None) -> d
             log.warning("self-query LLM failed: %s", exc)
     if filters.get("author") is None and cfg.author:
         filters["author"] = cfg.author
+    unknown = set(cfg.filters or {}) - set(empty_filters())
+    if unknown:
+        raise ValueError(f"filters: unknown keys {sorted(unknown)}; use {sorted(empty_filters())}")
+    filters.update({k: v for k, v in (cfg.filters or {}).items() if v not in (None, "")})
     updates["filters"] = {**empty_filters(), **filters}
 
     attachments: list[Document] = []
-    notes: list[str] = []
+    notes: list[str] = [name_note] if name_note and not filters.get("author") else []
     if cfg.fetch_links:
-        for url in extract.find_urls(request)[:3]:
-            doc, note = await asyncio.to_thread(_fetch_link, url, cfg.link_max_chars)
+        # All links of a request together get one deadline and one size cap per link.
+        from core.settings import get_settings
+
+        settings = get_settings()
+        fetched = await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    _fetch_link,
+                    url,
+                    cfg.link_max_chars,
+                    settings.LINK_FETCH_DEADLINE_S,
+                    settings.LINK_FETCH_MAX_BYTES,
+                )
+                for url in extract.find_urls(request)[:3]
+            )
+        )
+        for doc, note in fetched:
             if doc is not None:
                 attachments.append(doc)
             if note:
@@ -217,70 +222,26 @@ async def self_query(state: State, *, config: RunnableConfig | None = None) -> d
     return updates
 
 
-def _parse_expansions(text: str, original: str, n: int) -> list[str]:
-    seen = {original.casefold()}
-    out: list[str] = []
-    for line in text.splitlines():
-        line = re.sub(r"^\s*(?:[-*•]|\d+[.):]|queries?:)\s*", "", line, flags=re.IGNORECASE)
-        line = line.strip().strip('"').strip("'").strip()
-        if len(line) < 4 or len(line) > 300:
-            continue
-        key = line.casefold()
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(line)
-        if len(out) >= n:
-            break
-    return out
-
-
 async def expand_query(state: State, *, config: RunnableConfig | None = None) -> dict[str, Any]:
     """The search query plus up to `expand_n` alternative phrasings from the LLM, bounded by
     a token budget and a time limit; any failure falls back to the original query."""
+    from retrievers.expansion import aexpand_query
+
     cfg = Configuration.from_runnable_config(config)
     author = (state.get("filters") or {}).get("author")
     original = extract.search_text(state.get("request") or "", author)
     queries = [original] if original else []
     if cfg.expand_n > 0 and original:
-        prompt = cfg.expand_prompt.format(n=cfg.expand_n, query=original)
-        started = time.monotonic()
-        try:
-            reply = await asyncio.wait_for(
-                _chat_model(
-                    cfg, max_new_tokens=cfg.expand_max_new_tokens, temperature=0.0
-                ).ainvoke(
-                    [HumanMessage(content=prompt)],
-                    config=_aux_config(config, "expand_query_llm"),
-                    max_time=cfg.expand_timeout_s,
-                ),
-                # The backend stops itself at max_time; this is the hard backstop.
-                timeout=cfg.expand_timeout_s + 30.0,
-            )
-            candidates = _parse_expansions(_text_of(reply), original, cfg.expand_n * 2)
-            queries += (await asyncio.to_thread(_on_topic, original, candidates))[: cfg.expand_n]
-        except Exception as exc:  # noqa: BLE001 - retrieval goes on with the original query
-            log.warning(
-                "query expansion failed after %.1fs (%s); using the original query",
-                time.monotonic() - started,
-                exc,
-            )
+        queries += await aexpand_query(
+            original,
+            cfg.expand_n,
+            llm_model=cfg.llm_model,
+            prompt=cfg.expand_prompt,
+            max_new_tokens=cfg.expand_max_new_tokens,
+            timeout_s=cfg.expand_timeout_s,
+            config=_aux_config(config, "expand_query_llm"),
+        )
     return {"queries": queries}
-
-
-# A small model's "alternative phrasings" are sometimes about something else entirely;
-# expansions less similar than this (MiniLM cosine) to the request are dropped.
-MIN_EXPANSION_SIMILARITY = 0.4
-
-
-def _on_topic(original: str, candidates: list[str]) -> list[str]:
-    if not candidates:
-        return []
-    from retrievers.encoders import dense_encode
-
-    vectors = dense_encode([original, *candidates])
-    sims = vectors[1:] @ vectors[0]
-    return [c for c, sim in zip(candidates, sims, strict=True) if sim >= MIN_EXPANSION_SIMILARITY]
 
 
 def _collections_for(cfg: Configuration, filters: dict[str, Any]) -> list[str]:
@@ -329,10 +290,10 @@ def _search(queries: list[str], config: dict[str, Any]) -> list[Document]:
     return search_many(queries, config)
 
 
-def _rerank(query: str, docs: list[Document], k: int, reranker: str) -> list[Document]:
+def _rerank(query: str, docs: list[Document], cfg: Configuration) -> list[Document]:
     from retrievers import rerank
 
-    return rerank(query, docs, k, reranker)
+    return rerank(query, docs, cfg.k, cfg.reranker, max_per_document=cfg.max_per_document)
 
 
 async def retrieve(task: RetrieveTask, *, config: RunnableConfig | None = None) -> dict[str, Any]:
@@ -381,7 +342,7 @@ async def rerank(state: State, *, config: RunnableConfig | None = None) -> dict[
                     f"{_compact(kept) if kept else 'no filters'} instead"
                 )
                 break
-    context = await asyncio.to_thread(_rerank, query, docs, cfg.k, cfg.reranker) if docs else []
+    context = await asyncio.to_thread(_rerank, query, docs, cfg) if docs else []
     update: dict[str, Any] = {"context": list(state.get("attachments") or []) + context}
     if notes:
         update["notes"] = notes

@@ -41,64 +41,32 @@ def _print_sync(report: Any) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from collections import Counter
-
-    from tqdm import tqdm
-
     from core.domain import User
-    from core.warehouse import WarehouseError, get_warehouse
-    from ingest.collect import collect
-    from ingest.errors import CollectFailure
+    from ingest.documents import add_sources
 
     if not args.author.strip():
         print("error: --author must name the author", file=sys.stderr)
         return EXIT_FATAL
-    author = User.from_full_name(args.author)
     client = None if args.no_sync else _open_store()
-    counts: Counter[str] = Counter()
-    with get_warehouse() as wh:
-        user = author.model_dump(by_alias=True)
-        existing = wh.get("users", author.id)
-        if existing and existing.get("created_at"):
-            user["created_at"] = existing["created_at"]
-        wh.upsert("users", user)
-        bar = tqdm(desc="Collecting", unit="doc", disable=None, dynamic_ncols=True)
-        try:
-            for source in args.sources:
-                found = False
-                for item in collect(source, author):
-                    found = True
-                    if isinstance(item, CollectFailure):
-                        counts["failed"] += 1
-                        _failure(item.item, item.reason)
-                        continue
-                    try:
-                        result = wh.upsert(str(item.category), item.to_record())
-                    except WarehouseError as exc:
-                        counts["failed"] += 1
-                        _failure(item.link or item.id, f"warehouse: {exc}")
-                        continue
-                    counts[result.value] += 1
-                    bar.update()
-                if not found:
-                    counts["failed"] += 1
-                    _failure(source, "no documents found")
-        finally:
-            bar.close()
-        print(
-            f"collected: {counts['added']} added, {counts['updated']} updated, "
-            f"{counts['unchanged']} unchanged, {counts['failed']} failed"
-        )
-        report = None
-        if client is not None:
-            from ingest.features.sync import sync
-
-            report = sync(wh, client, progress=True, on_failure=_failure)
-            _print_sync(report)
-    succeeded = counts["added"] + counts["updated"] + counts["unchanged"]
-    if report is not None and report.failed and not (report.new or report.changed or report.unchanged):
-        return EXIT_NOTHING
-    return EXIT_OK if succeeded else EXIT_NOTHING
+    report = add_sources(
+        args.sources,
+        User.from_full_name(args.author),
+        client=client,
+        sync_store=not args.no_sync,
+        on_failure=_failure,
+        progress=True,
+    )
+    counts = report.counts
+    print(
+        f"collected: {counts['added']} added, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged, {counts['failed']} failed"
+    )
+    synced = report.sync
+    if synced is not None:
+        _print_sync(synced)
+        if synced.failed and not (synced.new or synced.changed or synced.unchanged):
+            return EXIT_NOTHING
+    return EXIT_OK if report.stored else EXIT_NOTHING
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

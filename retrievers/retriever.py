@@ -14,7 +14,13 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
 from retrievers.filters import FILTER_KEYS
-from retrievers.search import DEFAULT_FETCH_K, DEFAULT_K, SearchConfig, search_many
+from retrievers.search import (
+    DEFAULT_FETCH_K,
+    DEFAULT_K,
+    DEFAULT_MAX_PER_DOCUMENT,
+    SearchConfig,
+    search_many,
+)
 
 
 class TwinRetriever(BaseRetriever):
@@ -33,6 +39,11 @@ class TwinRetriever(BaseRetriever):
     collections: list[str] | None = None
     filters: dict[str, Any] = Field(default_factory=dict)
     reranker: str = "auto"
+    max_per_document: int = DEFAULT_MAX_PER_DOCUMENT
+    # Alternative phrasings from the LLM (`llm_model`, default LLM_MODEL) searched beside
+    # the query; 0 = none.
+    expand_n: int = 0
+    llm_model: str | None = None
     client: Any = None  # a QdrantClient; default: retrievers.store.get_qdrant_client()
 
     def search_config(self, **overrides: Any) -> SearchConfig:
@@ -43,6 +54,7 @@ class TwinRetriever(BaseRetriever):
                 "collections": self.collections,
                 "filters": self.filters,
                 "reranker": self.reranker,
+                "max_per_document": self.max_per_document,
             },
             **overrides,
         )
@@ -53,18 +65,29 @@ class TwinRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return self.search_many([query], **kwargs)
+        from retrievers.expansion import expand_query
+
+        expansions = expand_query(query, self.expand_n, llm_model=self.llm_model,
+                                  config={"callbacks": run_manager.get_child()})  # fmt: skip
+        return self.search_many([query, *expansions], **kwargs)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        from retrievers.expansion import aexpand_query
+
+        expansions = await aexpand_query(query, self.expand_n, llm_model=self.llm_model,
+                                         config={"callbacks": run_manager.get_child()})  # fmt: skip
         # Local Qdrant allows one client per folder and process: share the sync client and
         # keep the event loop free by searching in a worker thread (the collections are
         # searched concurrently inside, on a thread pool).
-        return await asyncio.to_thread(self.search_many, [query], **kwargs)
+        return await asyncio.to_thread(self.search_many, [query, *expansions], **kwargs)
 
 
-_RETRIEVER_FIELDS = {"k", "fetch_k", "collections", "reranker", "client"}
+_RETRIEVER_FIELDS = {
+    "k", "fetch_k", "collections", "reranker", "client", "max_per_document", "expand_n",
+    "llm_model",
+}  # fmt: skip
 
 
 def get_retriever(**config: Any) -> TwinRetriever:

@@ -55,6 +55,8 @@ DEFAULT_K = 5
 DEFAULT_FETCH_K = 20
 # How many fused candidates a model-based second stage looks at.
 DEFAULT_RERANK_N = 20
+# At most this many chunks of one document in the top k (0: no limit).
+DEFAULT_MAX_PER_DOCUMENT = 0
 NEAR_DUPLICATE_JACCARD = 0.9
 
 
@@ -105,6 +107,7 @@ class SearchConfig:
     filters: SearchFilters = field(default_factory=SearchFilters)
     reranker: str = "auto"
     rerank_n: int = DEFAULT_RERANK_N
+    max_per_document: int = DEFAULT_MAX_PER_DOCUMENT
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None = None, **overrides: Any) -> SearchConfig:
@@ -116,6 +119,7 @@ class SearchConfig:
                 "filters": config.filters,
                 "reranker": config.reranker,
                 "rerank_n": config.rerank_n,
+                "max_per_document": config.max_per_document,
             }
         elif config is not None and dataclasses.is_dataclass(config):
             base = dataclasses.asdict(config)
@@ -145,6 +149,11 @@ class SearchConfig:
             filters=filters,
             reranker=str(base.get("reranker") or "auto"),
             rerank_n=int(base.get("rerank_n") or max(DEFAULT_RERANK_N, 2 * k)),
+            max_per_document=int(
+                base["max_per_document"]
+                if base.get("max_per_document") is not None
+                else DEFAULT_MAX_PER_DOCUMENT
+            ),
         )
 
 
@@ -446,6 +455,7 @@ def rerank(
     reranker: str | None = "auto",
     *,
     ordered: bool = False,
+    max_per_document: int = 0,
 ) -> list[Document]:
     """Order `docs` for `query` and keep the top `k` (deduplicated).
 
@@ -455,8 +465,8 @@ def rerank(
     on the pool against `query`: dense cosine (cached chunk vectors) for the dense default,
     RRF of the dense ranking and a BM25 ranking (IDF over the pool) for hybrid variants,
     so documents found by paraphrased queries are judged against the user's question. `ordered=True` says `docs` are already ranked for `query` by the first
-    stage (then no model-free re-scoring happens). `metadata["score"]` is set to the final
-    score.
+    stage (then no model-free re-scoring happens). `max_per_document` > 0 keeps at most
+    that many chunks of one document. `metadata["score"]` is set to the final score.
     """
     _, variant = resolve_variant(reranker)
     docs = list(docs)
@@ -483,7 +493,7 @@ def rerank(
             scores = [fused[str(i)] for i in range(len(docs))]
     elif ordered:
         # Already ranked by the first stage for this very query: keep that order.
-        return docs[:k]
+        return limit_per_document(docs, k, max_per_document)
     elif variant.second == "none" and variant.first == "dense":
         # The default: the same dense cosine as the first stage, now against `query` for
         # candidates that other phrasings or collections brought in.
@@ -499,13 +509,31 @@ def rerank(
         by_lex = sorted(range(len(docs)), key=lambda i: -lexical[i])
         fused = _rrf_merge([[str(i) for i in by_sim], [str(i) for i in by_lex]])
         scores = [fused[str(i)] - 1e-9 * i for i in range(len(docs))]
-    order = sorted(range(len(docs)), key=lambda i: -scores[i])[:k]
+    order = sorted(range(len(docs)), key=lambda i: -scores[i])
     result = []
     for i in order:
         doc = docs[i]
         doc.metadata["score"] = float(scores[i])
         result.append(doc)
-    return result
+    return limit_per_document(result, k, max_per_document)
+
+
+def limit_per_document(docs: Sequence[Document], k: int, max_per_document: int = 0) -> list[Document]:
+    """The first `k` of `docs` (best first) with at most `max_per_document` chunks of any
+    one document (0: no limit), so the k slots are not all spent on one document."""
+    if max_per_document <= 0:
+        return list(docs[:k])
+    taken: dict[str, int] = {}
+    kept = []
+    for doc in docs:
+        key = str(doc.metadata.get("document_id") or doc.metadata.get("link") or _doc_key(doc))
+        if taken.get(key, 0) >= max_per_document:
+            continue
+        taken[key] = taken.get(key, 0) + 1
+        kept.append(doc)
+        if len(kept) >= k:
+            break
+    return kept
 
 
 def cross_encoder_scores_safe(query: str, texts: list[str], model_name: str) -> list[float]:
@@ -596,6 +624,7 @@ def search_many(
         merged = sorted(by_id.values(), key=lambda c: -c.score)
     docs = dedupe_documents([c.document() for c in merged])
     if variant.second == "none":
-        return docs[: cfg.k]
+        return limit_per_document(docs, cfg.k, cfg.max_per_document)
     ordered = variant.second != "pool"
-    return rerank(queries[0], docs[: cfg.rerank_n], cfg.k, cfg.reranker, ordered=ordered)
+    return rerank(queries[0], docs[: cfg.rerank_n], cfg.k, cfg.reranker, ordered=ordered,
+                  max_per_document=cfg.max_per_document)  # fmt: skip

@@ -1,8 +1,9 @@
 """Qdrant access and the collection schema (ARCHITECTURE.md "Vector store").
 
-Local mode (`DATA_DIR/qdrant`) by default; `QDRANT_URL` switches to a server with the same
-client code. Local mode allows one client per folder: a second process gets
-`VectorStoreLocked`, a clear message naming the fix, never a stack trace.
+Embedded by default: the Qdrant engine in-process (Qdrant Edge, `retrievers.edge`) in
+`DATA_DIR/qdrant/edge`; `QDRANT_URL` switches to a server with the same client code. The
+embedded store allows one process per folder: a second process gets `VectorStoreLocked`,
+a clear message naming the fix, never a stack trace.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import atexit
 import logging
 import os
 import threading
-import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.domain import CLEANED_COLLECTIONS, EMBEDDED_COLLECTIONS, Chunk
@@ -36,7 +37,8 @@ class VectorStoreLocked(RuntimeError):
 
 
 def chunk_payload(chunk: Chunk) -> dict[str, Any]:
-    """The `embedded_*` payload: exactly the ARCHITECTURE.md fields, dates as ISO strings."""
+    """The `embedded_*` payload: the ARCHITECTURE.md fields plus the chunk's `section`
+    (headings where it starts), dates as ISO strings."""
     return {
         "document_id": chunk.document_id,
         "author_id": chunk.author_id,
@@ -47,12 +49,15 @@ def chunk_payload(chunk: Chunk) -> dict[str, Any]:
         "title": chunk.title,
         "chunk_index": chunk.chunk_index,
         "content": chunk.content,
+        "section": chunk.section,
         "published_at": chunk.published_at.isoformat() if chunk.published_at else None,
     }
 
 
-def _holder_hint(path: str) -> str:
-    lock_file = os.path.join(path, ".lock")
+def _holder_hint(shard: str) -> str:
+    lock_file = os.path.join(shard, "wal", "open-1")
+    if not os.path.exists(lock_file):
+        lock_file = os.path.join(shard, "wal")
     try:
         import subprocess
 
@@ -90,6 +95,22 @@ def get_qdrant_client() -> QdrantClient:
         return _client
 
 
+def open_embedded_store(path: Path) -> QdrantClient:
+    """The embedded store in `path` (Qdrant Edge shards, `retrievers.edge`), or
+    `VectorStoreLocked` naming the process that holds it and the fix."""
+    from retrievers.edge import EdgeClient, StoreLockedError
+
+    try:
+        return EdgeClient(path)  # type: ignore[return-value]
+    except StoreLockedError as exc:
+        raise VectorStoreLocked(
+            f"the local vector store {path} is in use by another process"
+            f"{_holder_hint(str(exc))}. Stop that process (e.g. the server or another "
+            "`ingest` run), or run a Qdrant server and set QDRANT_URL so several processes "
+            "can share it."
+        ) from None
+
+
 def _open_client() -> QdrantClient:
     from qdrant_client import QdrantClient
 
@@ -98,19 +119,13 @@ def _open_client() -> QdrantClient:
     settings = get_settings()
     if settings.QDRANT_URL:
         return QdrantClient(url=settings.QDRANT_URL, api_key=settings.QDRANT_API_KEY or None)
-    path = settings.qdrant_path
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        return QdrantClient(path=str(path))
-    except RuntimeError as exc:
-        if "already accessed" not in str(exc):
-            raise
-        raise VectorStoreLocked(
-            f"the local vector store {path} is in use by another process"
-            f"{_holder_hint(str(path))}. Stop that process (e.g. the server or another "
-            "`ingest` run), or run a Qdrant server and set QDRANT_URL so several processes "
-            "can share it."
-        ) from None
+    if (settings.qdrant_path / "collection").is_dir():
+        log.warning(
+            "%s holds a vector store of an earlier version (qdrant-client local mode), which "
+            "is no longer read; `python -m ingest sync` rebuilds the store from the warehouse",
+            settings.qdrant_path,
+        )
+    return open_embedded_store(settings.qdrant_path / "edge")
 
 
 def close_qdrant_client() -> None:
@@ -133,13 +148,11 @@ def _close_at_exit() -> None:
 def _create_payload_indexes(client: QdrantClient, name: str) -> None:
     from qdrant_client import models
 
-    # Local mode ignores payload indexes (and warns); a server needs them for fast filters.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-        for field in KEYWORD_INDEXES:
-            client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)
-        for field in DATETIME_INDEXES:
-            client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.DATETIME)
+    # Filtered search plans on these (server and embedded Qdrant Edge alike).
+    for field in KEYWORD_INDEXES:
+        client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)
+    for field in DATETIME_INDEXES:
+        client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.DATETIME)
 
 
 def ensure_collections(client: QdrantClient, dimension: int, with_sparse: bool = True) -> None:

@@ -188,3 +188,33 @@ def test_big_class_is_cut_at_its_methods(tok) -> None:
     assert bodies[0].startswith("class Big:")
     assert all(b.startswith("    def method_") for b in bodies[1:])
     assert all(b in code for b in bodies)
+
+
+def test_chunks_carry_the_section_path_where_they_start(tok) -> None:
+    from ingest.features.chunking import chunk_text_sections
+
+    para = " ".join(_sentence(i) for i in range(8))
+    text = "\n\n".join(["# Design", para, "## Storage", para, para, "## Search", para,
+                        "# Results", para])  # fmt: skip
+    pairs = chunk_text_sections(text, 120, 0, tok)
+    sections = [section for _, section in pairs]
+    assert sections[0] == "Design"
+    assert "Design > Storage" in sections and "Design > Search" in sections
+    assert sections[-1] == "Results"  # a new top-level heading resets the path
+    # The chunk's own text starts in the section it names.
+    for chunk, section in pairs:
+        if chunk.startswith("#"):
+            assert section.endswith(chunk.splitlines()[0].lstrip("#").strip())
+    chunks = chunk_document(_doc(Category.ARTICLES, text), tok)
+    assert [c.section for c in chunks] == sections
+
+
+def test_article_budget_follows_the_settings(tok, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import settings_override
+
+    text = _article()
+    with settings_override(CHUNK_TOKENS=100, CHUNK_OVERLAP=0):
+        small = chunk_document(_doc(Category.ARTICLES, text), tok)
+    default = chunk_document(_doc(Category.ARTICLES, text), tok)
+    assert max(count_tokens(tok, [c.content for c in small])) <= 100
+    assert len(small) > len(default)

@@ -79,17 +79,13 @@ def deterministic_llm(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def corpus(data_dir: Path, _llm_backend: None) -> Path:
+    from support.corpus import store_corpus
+
     from core.domain import User
     from core.warehouse import get_warehouse
     from graph.extract import clear_author_cache
-    from retrievers.seed import make_chunks, seed_chunks
-    from retrievers.store import get_qdrant_client
 
-    chunks = []
-    for doc in CORPUS:
-        doc = dict(doc)
-        chunks += make_chunks(doc.pop("content"), **doc)
-    seed_chunks(get_qdrant_client(), chunks)
+    store_corpus(CORPUS)
     with get_warehouse() as wh:
         for name in AUTHORS:
             wh.upsert("users", User.from_full_name(name).model_dump(by_alias=True))

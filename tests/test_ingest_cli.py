@@ -102,9 +102,9 @@ def test_add_status_sync_remove_end_to_end(data_dir: Path, tmp_path: Path, capsy
     assert code == 0 and "embedded_posts" in out and "Vector store" in out
 
     # The cleaned text is what got embedded: code verbatim, tracking gone, emoji gone.
-    from qdrant_client import QdrantClient
+    from retrievers.store import open_embedded_store
 
-    client = QdrantClient(path=str(data_dir / "qdrant"))
+    client = open_embedded_store(data_dir / "qdrant" / "edge")
     try:
         (point,), _ = client.scroll("embedded_articles", with_payload=True)
     finally:

@@ -93,28 +93,22 @@ DOCS = [
 ]
 
 
-def _chunks():
-    from retrievers.seed import make_chunks
-
-    chunks = []
-    for doc in DOCS:
-        doc = dict(doc)
-        key = doc.pop("key")
-        content = doc.pop("content")
-        chunks.extend(make_chunks(content, link=f"https://example.test/{key}", split=False, **doc))
-    return chunks
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A local Qdrant folder seeded once for this module (passed as `client=`)."""
-    from qdrant_client import QdrantClient
+    """DOCS stored once for this module through the production pipeline in a folder of
+    its own (the client is passed as `client=`)."""
+    from support.corpus import store_corpus
 
-    from retrievers.seed import seed_chunks
+    from core.warehouse.embedded import EmbeddedWarehouse
+    from retrievers.store import open_embedded_store
 
-    client = QdrantClient(path=str(tmp_path_factory.mktemp("qdrant")))
-    written = seed_chunks(client, _chunks())
-    assert written == {"embedded_articles": 3, "embedded_posts": 2, "embedded_repositories": 2}
+    root = tmp_path_factory.mktemp("store")
+    client = open_embedded_store(root / "qdrant")
+    with EmbeddedWarehouse(root / "warehouse") as wh:
+        assert store_corpus(DOCS, warehouse=wh, client=client) == len(DOCS)
+    counts = {c.name: client.count(c.name).count for c in client.get_collections().collections
+              if c.name.startswith("embedded_")}  # fmt: skip
+    assert counts == {"embedded_articles": 3, "embedded_posts": 2, "embedded_repositories": 2}
     yield client
     client.close()
 
@@ -131,13 +125,12 @@ def search(store, query, **config):
 
 def test_get_retriever_is_a_base_retriever_on_the_default_store(data_dir):
     from langchain_core.retrievers import BaseRetriever
+    from support.corpus import store_corpus
 
     from retrievers import TwinRetriever, get_retriever
-    from retrievers.seed import seed_chunks
-    from retrievers.store import get_qdrant_client
 
-    seed_chunks(get_qdrant_client(), _chunks())
-    retriever = get_retriever(k=2, expand_n=3, llm_model="ignored")  # graph keys are ignored
+    store_corpus(DOCS)
+    retriever = get_retriever(k=2, max_new_tokens=8, author=None)  # other graph keys: ignored
     assert isinstance(retriever, BaseRetriever) and isinstance(retriever, TwinRetriever)
     docs = retriever.invoke("how do I tune HNSW edges per node?")
     assert 1 <= len(docs) <= 2
@@ -284,6 +277,35 @@ def test_search_many_and_rerank(store):
     assert len({d.metadata["chunk_id"] for d in top}) == 2
     assert rerank("anything", [], k=3) == []
     assert SearchConfig.from_config({"configurable": {"k": 2}}).k == 2
+
+
+def test_max_per_document_spreads_the_top_k(store):
+    from retrievers.search import limit_per_document
+
+    docs = search(store, "HNSW graph index edges per node", k=3, reranker="dense")
+    spread = search(store, "HNSW graph index edges per node", k=3, reranker="dense",
+                    max_per_document=1)  # fmt: skip
+    assert len({d.metadata["document_id"] for d in spread}) == len(spread)
+    assert _keys(spread)[0] == _keys(docs)[0]
+    pool = docs * 2  # the same documents twice: at most one of each is kept
+    assert len(limit_per_document(pool, 10, 1)) == len({d.metadata["document_id"] for d in docs})
+
+
+def test_expand_n_searches_llm_phrasings_too(store, caplog):
+    """`get_retriever(expand_n=…)` asks the default LLM for phrasings (bounded), and a
+    failing LLM leaves the original query's results."""
+    from retrievers import get_retriever
+    from retrievers.expansion import expand_query, parse_expansions
+
+    assert parse_expansions("1. a b c d\n- a b c d\nQueries: other one\nok", "x", 5) == [
+        "a b c d", "other one"]  # fmt: skip
+    phrasings = expand_query("how to tune HNSW graph edges in Qdrant", 2)
+    assert len(phrasings) <= 2 and all(isinstance(p, str) and p for p in phrasings)
+    docs = get_retriever(client=store, k=2, expand_n=2).invoke("tuning HNSW edges per node")
+    assert _keys(docs)[0] in ("hnsw", "hnsw-copy")
+    broken = get_retriever(client=store, k=2, expand_n=2, llm_model="offline:no-such-model")
+    assert _keys(broken.invoke("tuning HNSW edges per node"))[0] in ("hnsw", "hnsw-copy")
+    assert "query expansion failed" in caplog.text
 
 
 async def test_async_invoke_searches_in_a_thread(store):

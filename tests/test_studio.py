@@ -33,19 +33,19 @@ def test_langgraph_json_registers_the_twin_graph() -> None:
 
 @pytest.fixture
 def studio(data_dir: Path, tmp_path: Path):
+    from support.corpus import store_corpus
+
     from core.domain import User
     from core.warehouse import get_warehouse
-    from retrievers.seed import make_chunks, seed_chunks
-    from retrievers.store import close_qdrant_client, get_qdrant_client
+    from retrievers.store import close_qdrant_client
 
-    chunks = make_chunks(
-        "Retrieval-augmented generation grounds an LLM in your own documents: chunk, "
-        "embed, search, then generate.",
-        author="Paul Iusztin",
-        category="posts",
-        title="RAG in one post",
-    )
-    seed_chunks(get_qdrant_client(), chunks)
+    store_corpus([{
+        "content": "Retrieval-augmented generation grounds an LLM in your own documents: "
+                   "chunk, embed, search, then generate.",
+        "author": "Paul Iusztin",
+        "category": "posts",
+        "title": "RAG in one post",
+    }])  # fmt: skip
     with get_warehouse() as wh:
         wh.upsert("users", User.from_full_name("Paul Iusztin").model_dump(by_alias=True))
     close_qdrant_client()  # local Qdrant: one process per folder — hand it to the server

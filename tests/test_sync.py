@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import re
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,9 +29,10 @@ pytestmark = pytest.mark.slow  # embeds with the real model
 ROOT = Path(__file__).resolve().parent.parent
 MAYA = User.from_full_name("Maya Lindqvist")
 OMAR = User.from_full_name("Omar Haddad")
+# ARCHITECTURE.md's payload fields, plus the section path where the chunk starts.
 CHUNK_FIELDS = {
     "document_id", "author_id", "author_full_name", "platform", "category", "link", "title",
-    "chunk_index", "content", "published_at",
+    "chunk_index", "content", "published_at", "section",
 }
 
 
@@ -153,7 +153,7 @@ def test_payloads_and_filters(stores) -> None:
     assert post["author_full_name"] == "Omar Haddad" and post["category"] == "posts"
 
     cleaned = client.retrieve("cleaned_posts", [CORPUS[2].id], with_payload=True)[0].payload
-    assert set(cleaned) == set(CleanedDocument.model_fields)
+    assert set(cleaned) == set(CleanedDocument.model_fields) | {"features"}
     assert CleanedDocument.model_validate(cleaned).content_hash == CORPUS[2].content_hash
 
     # Filters by author and category with qdrant models.Filter.
@@ -231,22 +231,11 @@ def _write_corpus(folder: Path) -> None:
         )
 
 
-def _sqlite_count(data_dir: Path, collection: str) -> int:
-    path = data_dir / "qdrant" / "collection" / collection / "storage.sqlite"
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def _snapshot(data_dir: Path) -> dict[str, dict[str, str]]:
     """{collection: {point id: content}} read from a closed store."""
-    from qdrant_client import QdrantClient
+    from retrievers.store import open_embedded_store
 
-    client = QdrantClient(path=str(data_dir / "qdrant"))
+    client = open_embedded_store(data_dir / "qdrant" / "edge")
     try:
         out = {}
         for name in [*CLEANED_COLLECTIONS.values(), *EMBEDDED_COLLECTIONS.values()]:
@@ -290,15 +279,15 @@ def test_kill_9_mid_embedding_then_rerun_matches_a_clean_run(
     proc = subprocess.Popen(
         [sys.executable, "-m", "ingest", *add], cwd=ROOT,
         env=_env(crash_dir, EMBEDDING_BATCH_SIZE="4"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            embedded = sum(_sqlite_count(crash_dir, n) for n in EMBEDDED_COLLECTIONS.values())
-            if embedded >= 32:
+        # Off a terminal the CLI prints one progress line per step: kill at the first
+        # "Embedding: n/N doc" with some documents committed and some not.
+        for line in proc.stderr:
+            match = re.match(r"Embedding: (\d+)/(\d+) doc", line)
+            if match and 0 < int(match.group(1)) < int(match.group(2)):
                 break
-            time.sleep(0.05)
         assert proc.poll() is None, "the run finished before it could be killed"
         proc.kill()  # SIGKILL: no cleanup, no atexit, no finally
         proc.wait(timeout=30)
@@ -339,3 +328,25 @@ def test_second_process_gets_a_clear_locked_message(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait(timeout=30)
+
+
+def test_embedding_input_and_a_recipe_change_re_embeds(stores) -> None:
+    from core.domain import Chunk
+    from core.settings import settings_override
+    from ingest.features.sync import embedding_input
+
+    chunk = Chunk(id="c", document_id="d", author_id="a", author_full_name="A", platform="web",
+                  category="articles", link="l", title="Chunking", chunk_index=0,
+                  content="Body.", section="Design > Storage")  # fmt: skip
+    assert embedding_input(chunk, True) == "Chunking > Design > Storage\n\nBody."
+    assert embedding_input(chunk, False) == "Body."
+
+    wh, client = stores
+    first = sync(wh, client)
+    assert first.new == 4
+    # What is embedded changed (another chunk size): every document is re-embedded once.
+    with settings_override(CHUNK_TOKENS=96):
+        report = sync(wh, client)
+        assert report.changed == 4 and report.unchanged == 0
+        assert sync(wh, client).changes == 0
+    assert sync(wh, client).changed == 4  # and back

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from core.domain import Category, Chunk, CleanedDocument, chunk_id_for
 from ingest.features.cleaning import FILE_HEADER, _split_code_blocks, split_repository
 
+# Article budget and overlap are settings (CHUNK_TOKENS, CHUNK_OVERLAP); these are the
+# defaults tests refer to.
 ARTICLE_BUDGET, ARTICLE_OVERLAP = 200, 32
 POST_BUDGET, POST_OVERLAP = 128, 16
 CODE_BUDGET = 200
@@ -112,6 +114,7 @@ class _Unit:
     tokens: int = 0
     section_start: bool = False
     verbatim: bool = False  # code: never cut into sentences or repeated as overlap
+    heading_level: int = 0  # a Markdown heading unit: its level (1 = `#`)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=\S)")
@@ -136,7 +139,8 @@ def _text_units(text: str) -> list[_Unit]:
             para = para.strip("\n")
             first, _, rest = para.partition("\n")
             if _HEADING.match(first.lstrip()):
-                units.append(_Unit(first, "\n\n", section_start=True))
+                level = len(first.lstrip()) - len(first.lstrip().lstrip("#"))
+                units.append(_Unit(first, "\n\n", section_start=True, heading_level=level))
                 if rest.strip():
                     units.append(_Unit(rest.strip("\n"), "\n"))
             else:
@@ -195,16 +199,26 @@ def _tail_sentences(unit: _Unit, room: int, counter: Callable[[list[str]], list[
     return _Unit(" ".join(tail), "\n\n", tokens=used)
 
 
+def _heading_text(unit: _Unit) -> str:
+    return unit.text.strip().lstrip("#").strip().rstrip("#").strip()
+
+
 def _pack(
     units: list[_Unit],
     budget: int,
     overlap: int,
     min_section_fill: int,
     counter: Callable[[list[str]], list[int]] | None = None,
-) -> list[str]:
-    chunks: list[str] = []
+) -> list[tuple[str, str]]:
+    """Units packed into chunks of at most `budget` tokens: [(text, section path)], the
+    path being the headings (outermost first, " > "-joined) in force where the chunk's own
+    text starts."""
+    chunks: list[tuple[str, str]] = []
     current: list[_Unit] = []
     used = 0
+    path: list[str] = []
+    section = ""
+    started = False  # the current chunk holds more than the overlap carried into it
 
     def render(parts: list[_Unit]) -> str:
         text = "".join((u.sep if i else "") + u.text for i, u in enumerate(parts))
@@ -212,10 +226,11 @@ def _pack(
 
     for unit in units:
         if current and unit.section_start and used >= min_section_fill:
-            chunks.append(render(current))
-            current, used = [], 0
+            chunks.append((render(current), section))
+            current, used, started = [], 0, False
         elif current and used + unit.tokens > budget:
-            chunks.append(render(current))
+            chunks.append((render(current), section))
+            started = False
             room = min(overlap, budget - unit.tokens)
             carry: list[_Unit] = []
             carried = 0
@@ -231,21 +246,33 @@ def _pack(
                 if tail is not None:
                     carry, carried = [tail], tail.tokens
             current, used = carry, carried
+        if unit.heading_level:
+            path = [*path[: unit.heading_level - 1], _heading_text(unit)]
+        if not started:
+            section, started = " > ".join(p for p in path if p), True
         current.append(unit)
         used += unit.tokens
     if current:
-        chunks.append(render(current))
-    return [c for c in chunks if c]
+        chunks.append((render(current), section))
+    return [(text, sec) for text, sec in chunks if text]
+
+
+def chunk_text_sections(
+    text: str, budget: int, overlap: int = 0, tokenizer: Tokenizer | None = None
+) -> list[tuple[str, str]]:
+    """Chunks of prose/Markdown text, each at most `budget` tokens, with the section path
+    (its headings, outermost first) where each one starts."""
+    tokenizer = tokenizer or get_tokenizer()
+    units = _refine(tokenizer, _text_units(text), budget)
+    counter = lambda texts: count_tokens(tokenizer, texts)  # noqa: E731
+    return _pack(units, budget, overlap, min_section_fill=budget // 3, counter=counter)
 
 
 def chunk_text(
     text: str, budget: int, overlap: int = 0, tokenizer: Tokenizer | None = None
 ) -> list[str]:
     """Chunks of prose/Markdown text, each at most `budget` tokens."""
-    tokenizer = tokenizer or get_tokenizer()
-    units = _refine(tokenizer, _text_units(text), budget)
-    counter = lambda texts: count_tokens(tokenizer, texts)  # noqa: E731
-    return _pack(units, budget, overlap, min_section_fill=budget // 3, counter=counter)
+    return [chunk for chunk, _ in chunk_text_sections(text, budget, overlap, tokenizer)]
 
 
 # --- code -----------------------------------------------------------------------------------
@@ -357,7 +384,7 @@ def chunk_code(
                 continue
             for i, piece in enumerate(inner_blocks(path, block)):
                 units.append(_Unit(piece, "\n", section_start=opens or i > 0, verbatim=True))
-        for piece in _pack(_refine(tokenizer, units, room), room, 0, min_section_fill=room // 2):
+        for piece, _ in _pack(_refine(tokenizer, units, room), room, 0, min_section_fill=room // 2):
             chunks.append(f"{header}\n{piece}" if header else piece)
     return chunks
 
@@ -365,7 +392,10 @@ def chunk_code(
 # --- dispatch -------------------------------------------------------------------------------
 
 
-def _make_chunks(doc: CleanedDocument, texts: list[str]) -> list[Chunk]:
+def _make_chunks(
+    doc: CleanedDocument, texts: list[str], sections: Sequence[str] | None = None
+) -> list[Chunk]:
+    sections = sections or [""] * len(texts)
     return [
         Chunk(
             id=chunk_id_for(doc.document_id, i, text),
@@ -378,9 +408,10 @@ def _make_chunks(doc: CleanedDocument, texts: list[str]) -> list[Chunk]:
             title=doc.title,
             chunk_index=i,
             content=text,
+            section=section,
             published_at=doc.published_at,
         )
-        for i, text in enumerate(texts)
+        for i, (text, section) in enumerate(zip(texts, sections, strict=True))
     ]
 
 
@@ -391,14 +422,22 @@ def _clamp(budget: int, tokenizer: Tokenizer | None) -> int:
     return min(budget, max_budget())
 
 
+def _prose_chunks(
+    doc: CleanedDocument, budget: int, overlap: int, tokenizer: Tokenizer | None
+) -> list[Chunk]:
+    pairs = chunk_text_sections(doc.content, _clamp(budget, tokenizer), overlap, tokenizer)
+    return _make_chunks(doc, [text for text, _ in pairs], [section for _, section in pairs])
+
+
 def chunk_article(doc: CleanedDocument, tokenizer: Tokenizer | None = None) -> list[Chunk]:
-    budget = _clamp(ARTICLE_BUDGET, tokenizer)
-    return _make_chunks(doc, chunk_text(doc.content, budget, ARTICLE_OVERLAP, tokenizer))
+    from core.settings import get_settings
+
+    settings = get_settings()
+    return _prose_chunks(doc, settings.CHUNK_TOKENS, settings.CHUNK_OVERLAP, tokenizer)
 
 
 def chunk_post(doc: CleanedDocument, tokenizer: Tokenizer | None = None) -> list[Chunk]:
-    budget = _clamp(POST_BUDGET, tokenizer)
-    return _make_chunks(doc, chunk_text(doc.content, budget, POST_OVERLAP, tokenizer))
+    return _prose_chunks(doc, POST_BUDGET, POST_OVERLAP, tokenizer)
 
 
 def chunk_repository(doc: CleanedDocument, tokenizer: Tokenizer | None = None) -> list[Chunk]:

@@ -2,8 +2,9 @@
 
 The warehouse is the source of truth. `sync()` compares each category's `refs()` (id +
 content hash) with the `cleaned_<category>` points (id = document id, payload carries the
-content hash) and
-- cleans, chunks and embeds only new or changed documents,
+content hash and the features key: what chunking and embedding settings made its chunks) and
+- cleans, chunks and embeds only new or changed documents (or all of them after the
+  features settings change),
 - deletes the points of documents that left the warehouse, and stale chunks of changed ones.
 
 Write order per document (the crash-safety argument): 1) upsert its chunks (deterministic
@@ -13,26 +14,26 @@ leaves the document either committed or without a current marker, and the next s
 exactly the uncommitted documents; chunks of documents that vanished meanwhile are found by
 the scan of `embedded_*` and deleted. Nothing is duplicated, nothing is lost.
 
+Every write is acknowledged by the store before the next one starts (`wait=True` on a
+server; the embedded Qdrant Edge store appends each update to its write-ahead log before it
+returns), so the order above holds after a `kill -9`.
+
 Throughput: three stages overlap — the caller's thread reads, cleans and chunks; an encoder
 thread embeds groups of chunks, dense and sparse (torch releases the GIL; the model's
-tokenizer is used by this thread only); a writer thread upserts points in batches. Local-mode Qdrant commits every point as its own
-SQLite transaction (~50 points/s with a full fsync each on these disks), so its collection
-files are switched to WAL with `synchronous=NORMAL` (still atomic and consistent after a
-kill -9), and the chunk file is checkpointed (fsynced) before each batch of commit markers.
+tokenizer is used by this thread only); a writer thread upserts points in batches.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.domain import CLEANED_COLLECTIONS, EMBEDDED_COLLECTIONS, Category, Chunk, RawDocument
+from core.settings import get_settings
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -72,42 +73,35 @@ class SyncReport:
         )
 
 
-def cleaned_payload(doc: CleanedDocument) -> dict[str, Any]:
-    """The `cleaned_*` payload: the CleanedDocument fields (datetimes as ISO strings)."""
-    return doc.model_dump(mode="json")
+# Bumped when cleaning, chunking or what is embedded changes in a way that needs re-embedding.
+FEATURES_RECIPE = 2
 
 
-# --- local-mode storage -------------------------------------------------------------------
+def features_key() -> str:
+    """What the stored features were made with: recipe, chunk settings, embedding model.
+    A document whose commit marker carries another key is re-embedded by the next sync."""
+    from core.settings import get_settings
+
+    s = get_settings()
+    return (
+        f"{FEATURES_RECIPE}|{s.CHUNK_TOKENS}/{s.CHUNK_OVERLAP}|"
+        f"{'context' if s.EMBED_CHUNK_CONTEXT else 'plain'}|{s.EMBEDDING_MODEL}"
+    )
 
 
-def _local_connections(client: QdrantClient) -> dict[str, sqlite3.Connection]:
-    """SQLite connections of a local-mode client's collections ({} for a server)."""
-    collections = getattr(getattr(client, "_client", None), "collections", None)
-    if not isinstance(collections, dict):
-        return {}
-    found = {}
-    for name, collection in collections.items():
-        conn = getattr(getattr(collection, "storage", None), "storage", None)
-        if isinstance(conn, sqlite3.Connection):
-            found[name] = conn
-    return found
+def embedding_input(chunk: Chunk, with_context: bool) -> str:
+    """The text a chunk is embedded as: with its title and section headings in front, so a
+    passage deep in a long document still carries what the document and section are about."""
+    if not with_context:
+        return chunk.content
+    heading = " > ".join(part for part in (chunk.title.strip(), chunk.section.strip()) if part)
+    return f"{heading}\n\n{chunk.content}" if heading else chunk.content
 
 
-def tune_local_storage(client: QdrantClient) -> None:
-    """WAL + synchronous=NORMAL for local collections: one fsync per checkpoint, not per point."""
-    for conn in _local_connections(client).values():
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as exc:  # pragma: no cover - keeps the slow default
-            log.debug("could not tune local storage: %s", exc)
-
-
-def _make_durable(client: QdrantClient, collection: str) -> None:
-    """Flush a local collection's WAL to disk (before commit markers that depend on it)."""
-    conn = _local_connections(client).get(collection)
-    if conn is not None:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+def cleaned_payload(doc: CleanedDocument, features: str = "") -> dict[str, Any]:
+    """The `cleaned_*` payload: the CleanedDocument fields (datetimes as ISO strings) and
+    the features key its chunks were made with."""
+    return {**doc.model_dump(mode="json"), "features": features}
 
 
 # --- store scans --------------------------------------------------------------------------
@@ -117,7 +111,7 @@ def _existing(client: QdrantClient) -> set[str]:
     return {c.name for c in client.get_collections().collections}
 
 
-def _scroll(client: QdrantClient, collection: str, fields: list[str]) -> Iterable[Any]:
+def scroll_points(client: QdrantClient, collection: str, fields: list[str]) -> Iterable[Any]:
     offset = None
     while True:
         points, offset = client.scroll(
@@ -133,13 +127,13 @@ def _scroll(client: QdrantClient, collection: str, fields: list[str]) -> Iterabl
 
 
 def stored_hashes(client: QdrantClient, category: Category) -> dict[str, str]:
-    """{document_id: content_hash} of the committed documents of a category."""
+    """{document_id: "content_hash|features key"} of the committed documents of a category."""
     name = CLEANED_COLLECTIONS[category]
     if name not in _existing(client):
         return {}
     return {
-        str(p.id): (p.payload or {}).get("content_hash", "")
-        for p in _scroll(client, name, ["content_hash"])
+        str(p.id): f"{(p.payload or {}).get('content_hash', '')}|{(p.payload or {}).get('features', '')}"
+        for p in scroll_points(client, name, ["content_hash", "features"])
     }
 
 
@@ -149,7 +143,7 @@ def stored_chunks(client: QdrantClient, category: Category) -> dict[str, set[str
     if name not in _existing(client):
         return {}
     chunks: dict[str, set[str]] = {}
-    for p in _scroll(client, name, ["document_id"]):
+    for p in scroll_points(client, name, ["document_id"]):
         chunks.setdefault((p.payload or {}).get("document_id", ""), set()).add(str(p.id))
     return chunks
 
@@ -197,10 +191,22 @@ def delete_document_points(
         deleted = client.count(embedded, count_filter=selector, exact=True).count
         if deleted:
             client.delete(embedded, points_selector=models.FilterSelector(filter=selector))
-            _make_durable(client, embedded)
-    if cleaned in existing:
-        client.delete(cleaned, points_selector=models.PointIdsList(points=ids))
+    # Commit markers are keyed by document id; a chunk payload may name a document id that
+    # is no valid point id (a foreign or damaged point): it has no marker to delete.
+    markers = [i for i in ids if _is_point_id(i)]
+    if cleaned in existing and markers:
+        client.delete(cleaned, points_selector=models.PointIdsList(points=markers))
     return deleted
+
+
+def _is_point_id(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return value.isdigit()
+    return True
 
 
 # --- the pipeline -------------------------------------------------------------------------
@@ -233,6 +239,8 @@ class _Pipeline:
         self.report = report
         self.batch_size = batch_size
         self.bar = bar
+        self.features = features_key()
+        self.with_context = get_settings().EMBED_CHUNK_CONTEXT
         self.error: BaseException | None = None
         self.to_encode: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.to_write: queue.Queue[Any] = queue.Queue(maxsize=2)
@@ -278,7 +286,7 @@ class _Pipeline:
 
         while (group := self.to_encode.get()) is not _STOP:
             if group.chunks:
-                texts = [c.content for c in group.chunks]
+                texts = [embedding_input(c, self.with_context) for c in group.chunks]
                 group.vectors = (dense_encode(texts, self.batch_size), sparse_encode(texts))
             self._put(self.to_write, group)
         self._put(self.to_write, _STOP)
@@ -317,12 +325,10 @@ class _Pipeline:
             for doc in group.done:
                 markers.setdefault(CLEANED_COLLECTIONS[doc.category], []).append(
                     models.PointStruct(
-                        id=doc.cleaned.document_id, vector={}, payload=cleaned_payload(doc.cleaned)
+                        id=doc.cleaned.document_id, vector={}, payload=cleaned_payload(doc.cleaned, self.features)
                     )
                 )
             if markers:
-                for name in {EMBEDDED_COLLECTIONS[doc.category] for doc in group.done}:
-                    _make_durable(self.client, name)
                 for name, points in markers.items():
                     self.client.upsert(name, points=points, wait=True)
             self.report.chunks_embedded += len(group.chunks)
@@ -364,7 +370,6 @@ def sync(
     categories: Iterable[Category] = tuple(Category),
 ) -> SyncReport:
     """Bring the vector store in line with the warehouse (see the module docstring)."""
-    from core.settings import get_settings
     from core.warehouse import get_warehouse
     from retrievers.store import get_qdrant_client
 
@@ -397,7 +402,6 @@ def _sync(
     categories: list[Category],
 ) -> SyncReport:
     report = SyncReport()
-    tune_local_storage(client)
 
     def fail(item: str, reason: str) -> None:
         report.failed.append((item, reason))
@@ -407,7 +411,8 @@ def _sync(
     # Plan: what the warehouse has vs what the store has committed.
     todo: list[tuple[Category, str, bool, set[str]]] = []
     for category in categories:
-        refs = {r.id: r.content_hash for r in wh.refs(category.value)}
+        features = features_key()
+        refs = {r.id: f"{r.content_hash}|{features}" for r in wh.refs(category.value)}
         hashes = stored_hashes(client, category)
         chunks = stored_chunks(client, category)
         gone = (set(hashes) | set(chunks)) - set(refs)
@@ -429,18 +434,14 @@ def _sync(
 
     dimension = embedding_dimension()
     _check_dimension(client, dimension)
-    with warnings.catch_warnings():
-        # Local mode ignores payload indexes and says so once per index: noise for a CLI user.
-        warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-        ensure_collections(client, dimension)
-    tune_local_storage(client)  # collections created just now
+    ensure_collections(client, dimension)
     tokenizer = get_tokenizer()  # this thread's copy; the model's own is the encoder's
 
     bar = None
     if progress:
-        from tqdm import tqdm
+        from core.progress import progress_bar
 
-        bar = tqdm(total=len(todo), desc="Embedding", unit="doc", dynamic_ncols=True)
+        bar = progress_bar(total=len(todo), desc="Embedding", unit="doc")
     group_size = batch_size * GROUP_BATCHES
     pipeline = _Pipeline(client, report, batch_size, bar)
     group = _Group()

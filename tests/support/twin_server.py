@@ -83,10 +83,9 @@ FAST_CONFIG = {"configurable": {"max_new_tokens": 24, "expand_n": 0, "k": 3}}
 
 def seed_corpus() -> int:
     """Seed CORPUS into the current DATA_DIR's vector store; returns the chunk count."""
-    from retrievers.seed import seed_documents
-    from retrievers.store import get_qdrant_client
+    from support.corpus import store_corpus
 
-    return len(seed_documents(get_qdrant_client(), CORPUS))
+    return store_corpus(CORPUS)
 
 
 def free_port() -> int:

@@ -1,0 +1,139 @@
+"""Choose the retrieval recipe on real writing: every candidate on the same eval set.
+
+The corpus (a folder of per-author subfolders, e.g. the 93 PEPs of `../shared/corpora/peps`)
+is ingested through the production path (`ingest.documents.add_sources`, what
+`python -m ingest add` runs: import, clean, chunk, embed) into its own DATA_DIR, once per
+embedding-side setting (chunk size/overlap, title context), and every request of the eval
+set (`evals/data/peps_requests.jsonl`: 185 requests written from reading the documents)
+goes through the graph's retrieval stage (self-query, expansion, retrieval, rerank) with
+the candidate's recipe. See `evals/retrieval.py` for the metrics.
+
+    .venv/bin/python benchmarks/retrieval_choice.py --corpus PATH/TO/peps [--only NAME,…]
+
+Prints a table (the default recipe marked) and writes JSON with `--json`. Latencies are
+the whole retrieval stage per request on this machine (2 cores); quality columns do not
+depend on load, latency columns do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from _corpus import OFFLINE_ENV  # noqa: E402 - benchmarks/ is on sys.path
+
+BASELINE_EMBEDDING = {"EMBED_CHUNK_CONTEXT": False}
+# name → (embedding-side settings, graph Configuration keys)
+CANDIDATES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "dense, plain chunks (baseline)": (BASELINE_EMBEDDING, {"reranker": "dense"}),
+    "dense, plain chunks, 1 per doc": (BASELINE_EMBEDDING, {"reranker": "dense", "max_per_document": 1}),
+    "dense + title/section context": ({}, {"reranker": "dense"}),
+    "context, 128-token chunks": ({"CHUNK_TOKENS": 128, "CHUNK_OVERLAP": 16}, {"reranker": "dense"}),
+    "context, 254-token chunks": ({"CHUNK_TOKENS": 254, "CHUNK_OVERLAP": 32}, {"reranker": "dense"}),
+    "context, no overlap": ({"CHUNK_OVERLAP": 0}, {"reranker": "dense"}),
+    "context, 1 per doc": ({}, {"reranker": "dense", "max_per_document": 1}),
+    "context, 2 per doc": ({}, {"reranker": "dense", "max_per_document": 2}),
+    "context, hybrid RRF (dense + BM25)": ({}, {"reranker": "hybrid"}),
+    "context, hybrid, 1 per doc": ({}, {"reranker": "hybrid", "max_per_document": 1}),
+    "context, dense + MaxSim rerank": ({}, {"reranker": "dense+maxsim"}),
+    "context, multi-query expansion (LLM, n=2)": ({}, {"reranker": "dense", "expand_n": 2}),
+}  # fmt: skip
+
+
+def run_candidate(corpus: Path, work: Path, settings: dict[str, Any],
+                  recipe: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    from core.settings import settings_override
+    from evals.retrieval import run_retrieval_eval
+
+    store = work / ("_".join(f"{k}-{v}" for k, v in sorted(settings.items())) or "default")
+    with settings_override(**settings):
+        return run_retrieval_eval("default", corpus=corpus, work_dir=store, **recipe)
+
+
+def default_recipe() -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a fresh install uses: the settings' embedding side and the graph's defaults."""
+    from dataclasses import fields
+
+    from core.settings import Settings
+    from graph.configuration import Configuration
+
+    settings = Settings()
+    embedding = {"CHUNK_TOKENS": settings.CHUNK_TOKENS, "CHUNK_OVERLAP": settings.CHUNK_OVERLAP,
+                 "EMBED_CHUNK_CONTEXT": settings.EMBED_CHUNK_CONTEXT}  # fmt: skip
+    config = Configuration()
+    recipe = {f.name: getattr(config, f.name) for f in fields(config)
+              if f.name in ("reranker", "max_per_document", "expand_n", "fetch_k")}  # fmt: skip
+    return embedding, recipe
+
+
+def is_default(settings: dict[str, Any], recipe: dict[str, Any]) -> bool:
+    embedding, config = default_recipe()
+    resolved = {**embedding, **settings}
+    wanted = {"max_per_document": 0, "expand_n": 0, **recipe}
+    same_embedding = all(resolved[k] == v for k, v in embedding.items())
+    reranker = wanted.get("reranker", "auto")
+    same_recipe = all(wanted.get(k, config[k]) == v for k, v in config.items() if k != "reranker")
+    from retrievers.search import resolve_variant
+
+    return same_embedding and same_recipe and (
+        resolve_variant(reranker)[0] == resolve_variant(config["reranker"])[0]
+    )
+
+
+COLUMNS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "section_recall@1",
+           "section_recall@5", "latency_ms_p50", "latency_ms_p95")  # fmt: skip
+
+
+def print_table(results: dict[str, dict[str, Any]], defaults: set[str]) -> None:
+    header = ["recipe", "R@1", "R@5", "R@10", "MRR", "nDCG@10", "sec@1", "sec@5", "p50 ms", "p95 ms"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for name, report in results.items():
+        label = f"**{name} (default)**" if name in defaults else name
+        cells = [f"{report[c]:.3f}" if "latency" not in c else f"{report[c]:.0f}" for c in COLUMNS]
+        print("| " + " | ".join([label, *cells]) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True,
+                        help="folder of per-author subfolders (e.g. ../shared/corpora/peps)")  # fmt: skip
+    parser.add_argument("--only", default="", help="comma-separated candidate names")
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "data" / "bench" / "retrieval")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    args = parser.parse_args()
+    os.environ.update(OFFLINE_ENV)
+    os.environ.setdefault("MODELS_CACHE_DIR", str(ROOT / "data" / "models"))
+    from core.logs import setup_cli_logging
+
+    setup_cli_logging()
+    chosen = [c.strip() for c in args.only.split(",") if c.strip()] or list(CANDIDATES)
+    unknown = [c for c in chosen if c not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"unknown candidates {unknown}; known: {list(CANDIDATES)}")
+    results, defaults = {}, set()
+    for name in chosen:
+        settings, recipe = CANDIDATES[name]
+        started = time.perf_counter()
+        report = run_candidate(args.corpus.resolve(), args.work_dir.resolve(), settings, recipe)
+        report.pop("rows", None)
+        results[name] = report
+        if is_default(settings, recipe):
+            defaults.add(name)
+        print(f"{name}: recall@5 {report['recall@5']:.3f}, MRR {report['mrr']:.3f} "
+              f"({time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
+    print()
+    print_table(results, defaults)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
