@@ -200,8 +200,9 @@ def corpus_store(folder: Path | None = None, work_dir: Path | None = None) -> It
     root = Path(tempfile.mkdtemp(prefix="twin-retrieval-eval-")) if work_dir is None else work_dir
     root.mkdir(parents=True, exist_ok=True)
     files = sorted(Path(folder).rglob("*") if folder else CORPUS_DIR.glob("*.md"))
-    wanted = [features_key()] + [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
-                                 for p in files if p.is_file()]  # fmt: skip
+    # What is stored: the features recipe, the store's engine and the corpus files.
+    wanted = [features_key(), "qdrant-edge"]
+    wanted += [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files if p.is_file()]
     marker = root / "stored.json"
     close_qdrant_client()
     try:
