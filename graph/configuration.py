@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from langchain_core.runnables import RunnableConfig
 
 from graph import prompts
-
-ALL_COLLECTIONS = ("articles", "posts", "repositories")
+from graph.state import ALL_COLLECTIONS
 
 
 def _settings_llm_model() -> str:
@@ -25,6 +24,17 @@ def _settings_max_new_tokens() -> int:
     from core.settings import get_settings
 
     return get_settings().LLM_MAX_NEW_TOKENS
+
+
+def _run_context() -> Any:
+    """The current LangGraph run's `context` (where Studio and `graph.invoke(...,
+    context=...)` put per-run settings), None outside a graph run."""
+    from langgraph.runtime import get_runtime
+
+    try:
+        return getattr(get_runtime(), "context", None)
+    except RuntimeError:  # not inside a runnable
+        return None
 
 
 @dataclass(kw_only=True)
@@ -87,7 +97,7 @@ class Configuration:
         configurable: dict[str, Any] = (config or {}).get("configurable") or {}
         names = {f.name for f in fields(cls) if f.init}
         values: dict[str, Any] = {}
-        context = getattr(configurable.get("__pregel_runtime"), "context", None)
+        context = _run_context()
         if isinstance(context, cls):
             values.update({name: getattr(context, name) for name in names})
         elif isinstance(context, dict):

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic_core import core_schema
 
 from graph import prompts
-from graph.state import FILTER_KEYS
+from graph.state import ALL_COLLECTIONS, FILTER_KEYS
 
 NUMERIC_BOUNDS: dict[str, tuple[float, float | None]] = {
     "k": (1, 20),
@@ -166,8 +166,6 @@ def _check_reranker(name: str, value: Any) -> str:
 
 
 def _check_collections(name: str, value: Any) -> Any:
-    from graph.configuration import ALL_COLLECTIONS
-
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not items:
         raise InvalidKnob(name, f"expected a non-empty list of {', '.join(ALL_COLLECTIONS)}")
@@ -222,7 +220,8 @@ def config_annotation(name: str, annotation: Any) -> Any:
     class Knob:
         @classmethod
         def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
-            return core_schema.no_info_after_validator_function(
+            # Checked before pydantic's lax coercion: "yes" is no boolean, "5" no number.
+            return core_schema.no_info_before_validator_function(
                 validate, handler.generate_schema(annotation)
             )
 

@@ -27,10 +27,10 @@ from langgraph.types import Send
 from core.aio import run_coroutine_sync
 from core.llm import trim_to_sentence
 from graph import extract
-from graph.configuration import ALL_COLLECTIONS, Configuration
+from graph.configuration import Configuration
 from graph.names import resolve_author
 from graph.prompts import LINK_FAILED_NOTE, SYSTEM_PROMPT, format_context, twin_messages
-from graph.state import RetrieveTask, State, empty_filters
+from graph.state import ALL_COLLECTIONS, RetrieveTask, State, empty_filters
 
 log = logging.getLogger(__name__)
 

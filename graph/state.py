@@ -16,6 +16,8 @@ from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 FILTER_KEYS = ("author", "category", "platform", "date_from", "date_to")
+# The categories the graph searches (one `embedded_*` collection each).
+ALL_COLLECTIONS = ("articles", "posts", "repositories")
 
 
 def empty_filters() -> dict[str, Any]:

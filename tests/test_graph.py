@@ -531,3 +531,19 @@ def test_sync_threads_keep_the_conversation_like_async(corpus: Path, determinist
     # Without a thread id a sync run is stateless too.
     solo = graph.invoke(second_turn, {"configurable": FAST})
     assert [m.type for m in solo["messages"]] == ["human", "ai"]
+
+
+async def test_run_context_sets_the_configuration(corpus: Path) -> None:
+    """Per-run settings given as LangGraph's run `context` (how Studio passes them) reach
+    every node, through LangGraph's public runtime API; `configurable` still wins."""
+    from graph.configuration import Configuration
+    from graph.graph import compile_graph
+
+    stage = compile_graph(generate_answer=False)
+    out = await stage.ainvoke({"query": "sourdough"}, context={"k": 1, "expand_n": 0})
+    assert len(out["context"]) == 1
+    out = await stage.ainvoke(
+        {"query": "sourdough"}, {"configurable": {"k": 2}}, context={"k": 1, "expand_n": 0}
+    )
+    assert len(out["context"]) == 2
+    assert Configuration.from_runnable_config({"configurable": {"k": 3}}).k == 3  # outside a run

@@ -266,5 +266,7 @@ def test_promotion_changes_the_weights_that_answer_without_a_restart(data_dir: P
     second = get_llm(ref, backend="torch-fp32")
     assert second is not first and second.version == "v2"
     assert first not in factory._cache.values()  # the old version is unloaded
-    reply = second.as_chat_model(max_new_tokens=4, temperature=0.0).invoke("Hi")
+    from core.llm import TwinChatModel
+
+    reply = TwinChatModel(llm=second, max_new_tokens=4, temperature=0.0).invoke("Hi")
     assert reply.response_metadata["model_version"] == "v2"

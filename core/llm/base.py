@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.llm.errors import LLMError
 from core.settings import OFFLINE_LLM_FALLBACK, OFFLINE_QWEN, OFFLINE_SMOLLM2, get_settings
 
 log = logging.getLogger(__name__)
@@ -21,9 +22,6 @@ Messages = Sequence[dict[str, str]]
 PromptOrMessages = str | Messages
 BACKENDS = ("auto", "openai", "llamacpp", "torch-int8", "torch-fp32")
 
-
-class LLMError(RuntimeError):
-    """Generation failed for a reason the caller can act on (bad server, missing model)."""
 
 
 @dataclass(frozen=True)
@@ -320,12 +318,6 @@ class BaseLLM:
             self.stream(prompt_or_messages, max_new_tokens, temperature, stop, **kwargs)
         ).strip()
         return trim_to_sentence(text) if kwargs.get("sentence_grace") else text
-
-    def as_chat_model(self, **kwargs: Any) -> Any:
-        """This backend as a LangChain chat model (`core.llm.TwinChatModel`)."""
-        from core.llm.chat_model import TwinChatModel
-
-        return TwinChatModel(llm=self, **kwargs)
 
 
 async def _cancel_when(event: asyncio.Event, task: asyncio.Task[Any] | None) -> None:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from core.llm.base import LLMError
+from core.llm.errors import LLMError
 
 
 class GenerationBusy(LLMError):

@@ -224,23 +224,36 @@ class LlamaCppLLM(BaseLLM):
             "repeat_penalty": kwargs["repetition_penalty"],
             "stop": list(stop) or None,
             "stream": True,
-            # Checked by llama.cpp after each sampled token: a cancelled run stops there.
-            "stopping_criteria": StoppingCriteriaList([lambda _ids, _logits: run.token()]),
         }
-        yield from _until(self._stream(prompt_or_messages, common), kwargs.get("max_time"))
+        stop_check = StoppingCriteriaList([lambda _ids, _logits: run.token()])
+        pieces = self._stream(prompt_or_messages, common, stop_check, run)
+        yield from _until(pieces, kwargs.get("max_time"))
 
-    def _stream(self, prompt_or_messages: PromptOrMessages, common: dict[str, Any]) -> Iterator[str]:
+    def _stream(
+        self,
+        prompt_or_messages: PromptOrMessages,
+        common: dict[str, Any],
+        stop_check: Any,
+        run: GenerationRun,
+    ) -> Iterator[str]:
         messages = _as_messages(prompt_or_messages)
         with self._lock:
             if messages is not None and self.tokenizer is None:
-                # No HF tokenizer: the GGUF's own chat template renders the messages.
+                # No HF tokenizer: the GGUF's own chat template renders the messages. The
+                # chat API takes no stopping criteria: a cancelled run stops at the next
+                # streamed token instead.
                 for part in self.llama.create_chat_completion(messages=messages, **common):
+                    if run.token():
+                        return
                     piece = part["choices"][0].get("delta", {}).get("content")
                     if piece:
                         yield piece
                 return
             prompt = self.render(prompt_or_messages)
-            for part in self.llama.create_completion(prompt=prompt, **common):
+            # Checked by llama.cpp after each sampled token: a cancelled run stops there.
+            for part in self.llama.create_completion(
+                prompt=prompt, stopping_criteria=stop_check, **common
+            ):
                 piece = part["choices"][0].get("text")
                 if piece:
                     yield piece

@@ -4,6 +4,7 @@
 otherwise the embedded store under `DATA_DIR/warehouse`.
 """
 
-from core.warehouse.base import UpsertResult, Warehouse, WarehouseError, get_warehouse
+from core.warehouse.base import UpsertResult, Warehouse, WarehouseError
+from core.warehouse.factory import get_warehouse
 
 __all__ = ["UpsertResult", "Warehouse", "WarehouseError", "get_warehouse"]

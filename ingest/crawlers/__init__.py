@@ -28,8 +28,9 @@ import re
 from collections.abc import Iterator
 
 from core.domain import RawDocument, User
+from ingest.crawlers.article import ArticleCrawler
 from ingest.crawlers.base import BaseCrawler, CrawlerDispatcher, strip_tracking
-from ingest.crawlers.generic import ArticleCrawler, GenericArticleCrawler
+from ingest.crawlers.generic import GenericArticleCrawler
 from ingest.crawlers.github import GitHubCrawler
 from ingest.crawlers.linkedin import LinkedInArticleCrawler, LinkedInPostCrawler
 from ingest.crawlers.medium import MediumCrawler

@@ -21,8 +21,8 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from core.domain import Category, Platform, RawDocument, User
 from core.safe_fetch import FetchError
 from ingest.crawlers import extract
+from ingest.crawlers.article import ArticleCrawler
 from ingest.crawlers.base import BaseCrawler
-from ingest.crawlers.generic import ArticleCrawler
 from ingest.errors import CollectFailure
 
 _POST_TYPES = {"SocialMediaPosting", "DiscussionForumPosting", "BlogPosting", "Article"}

@@ -14,7 +14,7 @@ from bs4 import BeautifulSoup, Tag
 
 from core.domain import Platform
 from ingest.crawlers import extract
-from ingest.crawlers.generic import COMMON_CHROME_PHRASES, ArticleCrawler
+from ingest.crawlers.article import COMMON_CHROME_PHRASES, ArticleCrawler
 
 
 class SubstackCrawler(ArticleCrawler):

@@ -36,8 +36,8 @@ from typing import Any
 
 from core.domain import Category, Platform, RawDocument, User
 from ingest.errors import CollectFailure
+from ingest.importers.dates import parse_date
 from ingest.importers.decoding import UndecodableError, decode_text
-from ingest.importers.local_files import parse_date
 from ingest.importers.render import html_to_markdown
 
 logger = logging.getLogger(__name__)

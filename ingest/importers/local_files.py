@@ -34,12 +34,13 @@ import hashlib
 import io
 import logging
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from core.domain import Category, Platform, RawDocument, User, document_id_for_file
 from ingest.errors import CollectFailure
+from ingest.importers.dates import parse_date
 from ingest.importers.decoding import UndecodableError, decode_text
 from ingest.importers.render import (
     elements_to_markdown,
@@ -103,26 +104,6 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     if not isinstance(data, dict):
         return {}, text
     return data, text[match.end() :]
-
-
-def parse_date(value: Any) -> datetime | None:
-    """A front matter / export date → aware UTC datetime, or None when unparseable."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    raw = str(value).strip()
-    if raw.endswith("Z"):
-        raw = raw[:-1] + "+00:00"
-    for candidate in (raw, raw.replace(" ", "T", 1)):
-        try:
-            parsed = datetime.fromisoformat(candidate)
-        except ValueError:
-            continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
 
 
 _FILENAME_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:\b|_)")

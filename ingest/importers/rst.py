@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.importers.local_files import parse_date
+from ingest.importers.dates import parse_date
 from ingest.importers.render import (
     elements_to_markdown,
     first_heading,
