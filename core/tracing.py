@@ -89,7 +89,9 @@ def new_tracer(
         return None
     from opik.integrations.langchain import OpikTracer
 
-    _register_twin_usage_extractor()
+    from core.opik_usage import register_twin_usage_extractor
+
+    register_twin_usage_extractor()
 
     kwargs: dict[str, Any] = {
         "tags": tags or ["twin"],
@@ -101,46 +103,6 @@ def new_tracer(
     if graph is not None:
         kwargs["graph"] = graph
     return OpikTracer(**kwargs)
-
-
-class _TwinUsageExtractor:
-    """Token counts of the twin's own chat model (`core.llm.TwinChatModel`) for LLM spans.
-
-    Opik only reads usage from runs of providers it knows; our in-process model reports
-    LangChain `usage_metadata`, which this maps to Opik's usage fields.
-    """
-
-    PROVIDER = "llm-twin"
-
-    def is_provider_run(self, run_dict: dict[str, Any]) -> bool:
-        params = (run_dict.get("extra") or {}).get("invocation_params") or {}
-        return params.get("_type") == "llm-twin"
-
-    def get_llm_usage_info(self, run_dict: dict[str, Any]) -> Any:
-        from opik import llm_usage
-        from opik.integrations.langchain.provider_usage_extractors import (
-            langchain_run_helpers,
-        )
-
-        usage = langchain_run_helpers.try_get_token_usage(run_dict)
-        opik_usage = (
-            llm_usage.OpikUsage.from_openai_completions_dict(
-                usage.map_to_openai_completions_usage()
-            )
-            if usage is not None
-            else None
-        )
-        params = (run_dict.get("extra") or {}).get("invocation_params") or {}
-        return llm_usage.LLMUsageInfo(provider=self.PROVIDER, model=params.get("ref"), usage=opik_usage)
-
-
-def _register_twin_usage_extractor() -> None:
-    # Opik has no public registration hook (opik 2.2); its extractor list is module state.
-    from opik.integrations.langchain.provider_usage_extractors import usage_extractor
-
-    registered = usage_extractor._REGISTERED_PROVIDER_USAGE_EXTRACTORS
-    if not any(isinstance(e, _TwinUsageExtractor) for e in registered):
-        registered.insert(0, _TwinUsageExtractor())
 
 
 def trace_id_of(tracer: Any) -> str | None:

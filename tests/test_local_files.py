@@ -421,3 +421,19 @@ def test_ingest_add_folder_with_rst(data_dir: Path, tmp_path: Path, capsys) -> N
     assert record is not None and record["title"] == "Retrieval That Respects Code"
     assert record["content"]["header_authors"] == ["Maya Lindqvist", "Jonas Berg"]
     assert "# Abstract" in record["content"]["text"]
+
+
+def test_offline_nlp_adapter_matches_the_pinned_unstructured() -> None:
+    """`ingest.importers.offline_nlp` replaces two private functions of unstructured: they
+    must still exist, under the version the adapter was written for."""
+    import importlib.metadata
+
+    from unstructured.nlp import tokenize
+
+    from ingest.importers.offline_nlp import PINNED_UNSTRUCTURED
+
+    assert importlib.metadata.version("unstructured") == PINNED_UNSTRUCTURED, (
+        "unstructured changed: re-check ingest/importers/offline_nlp.py, then update the pin"
+    )
+    assert callable(tokenize._get_nlp) and callable(tokenize._install_spacy_model)
+    assert {"sent_tokenize", "word_tokenize", "pos_tag"} <= set(dir(tokenize))

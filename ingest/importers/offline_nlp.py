@@ -27,6 +27,9 @@ import threading
 from functools import lru_cache
 from typing import Any
 
+# The unstructured release this adapter was written against (pyproject.toml pins it);
+# tests/test_local_files.py fails when an upgrade moves what it replaces.
+PINNED_UNSTRUCTURED = "0.27.32"
 _lock = threading.Lock()
 _applied = False
 
