@@ -125,7 +125,10 @@ def _health_model(runnable: TwinRunnable) -> dict[str, Any]:
     next request gets (`next_version`; they differ right after a promote or rollback)."""
     upcoming = model_status()
     answered = runnable.last_model
-    if answered and answered.get("ref") == upcoming["ref"]:
+    # The answer names the pinned ref (`registry:twin@v3`), settings the moving one
+    # (`registry:twin@accepted`): the same model when they name the same registry entry.
+    same = answered and str(answered.get("ref")).partition("@")[0] == upcoming["ref"].partition("@")[0]
+    if same:
         return {**upcoming, "version": answered.get("version"), "next_version": upcoming["version"]}
     return {**upcoming, "next_version": upcoming["version"]}
 

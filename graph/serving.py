@@ -36,14 +36,18 @@ from graph.threads import ThreadedGraph, thread_id_of
 log = logging.getLogger(__name__)
 ANSWER_NODE = "generate"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
 
 
 def public_model_name(ref: str) -> str:
-    """`ref` where it names a model, not where it is: a local path or file shows as
-    `local model` (answers and /health reveal no filesystem paths)."""
+    """`ref` where it names a model (a registry ref or version id, an offline model, a hub
+    id), not where it is: a local path or file shows as `local model` (answers and /health
+    reveal no filesystem paths)."""
     if ref.startswith(("registry:", "offline:")) or (_HUB_ID.match(ref) and ".." not in ref):
         if not ref.endswith(".gguf"):
             return ref
+    if _NAME.match(ref):  # a version id such as "v3": no separator, no file suffix
+        return ref
     return "local model"
 
 

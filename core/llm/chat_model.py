@@ -64,9 +64,9 @@ class TwinChatModel(BaseChatModel):
         return {"ref": self.ref, "backend": self.backend, "max_new_tokens": self.max_new_tokens}
 
     def _get(self) -> BaseLLM:
-        if self.llm is None:
-            self.llm = get_llm(self.ref, self.backend)
-        return self.llm
+        # Looked up per call, not kept: a chat model that outlives its request (held by a
+        # trace or a callback) must not keep a replaced model version's weights alive.
+        return self.llm if self.llm is not None else get_llm(self.ref, self.backend)
 
     def _args(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {

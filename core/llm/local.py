@@ -289,7 +289,9 @@ def _tokenizer_for(ref: str) -> Any | None:
             return _tokenizer_for(OFFLINE_LLM_FALLBACK)
         return AutoTokenizer.from_pretrained(resolve_llm_path(ref))
     except Exception as exc:  # noqa: BLE001 - fall back to the GGUF's own template
-        log.warning("no HF tokenizer for %s (%s); using the GGUF chat template", ref, exc)
+        # The message, not the exception: a kept log record would keep its traceback's
+        # frames (and the model they loaded) alive.
+        log.warning("no HF tokenizer for %s (%s); using the GGUF chat template", ref, str(exc))
         return None
 
 
