@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
@@ -52,7 +52,7 @@ from core import tracing
 from core.admission import AdmissionControl, RunGuardMiddleware
 from core.http_guards import ApiKeyMiddleware, BodyLimitMiddleware, json_error
 from core.settings import get_settings
-from graph.api_types import LenientSerializer
+from graph.api_types import LenientSerializer, reject_malformed_run_body
 from graph.knobs import InvalidKnob
 from graph.serving import TwinRunnable, model_status
 
@@ -227,7 +227,14 @@ def create_app(graph: Any = None, *, warmup: bool = True) -> FastAPI:
             "trace_id": record.get("trace_id"),
         }
 
-    add_routes(app, runnable, path="/twin", playground_type="chat", serializer=LenientSerializer())
+    add_routes(
+        app,
+        runnable,
+        path="/twin",
+        playground_type="chat",
+        serializer=LenientSerializer(),
+        dependencies=[Depends(reject_malformed_run_body)],
+    )
     # Outermost first: the key is checked before a body is read, the body size before a
     # request is admitted, and admission before the graph runs.
     app.add_middleware(

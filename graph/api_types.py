@@ -27,9 +27,11 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from starlette.requests import Request
 
 ROLE_TO_TYPE = {
     "user": "human",
@@ -180,3 +182,40 @@ def _lenient_default(obj: Any) -> Any:
 class LenientSerializer(WellKnownLCSerializer):
     def dumps(self, obj: Any) -> bytes:
         return orjson.dumps(obj, default=_lenient_default)
+
+
+_RUN_ENDPOINTS = ("/invoke", "/batch", "/stream", "/stream_log", "/stream_events")
+
+
+async def reject_malformed_run_body(request: Request) -> None:
+    """A FastAPI dependency for the `/twin` routes: LangServe's request schemas accept
+    `null` (and the wrong shapes) where its handlers need an object or a list, and then
+    answer 500. Such bodies get a 422 naming the field instead."""
+    from fastapi import HTTPException
+
+    if request.method != "POST" or not request.url.path.endswith(_RUN_ENDPOINTS):
+        return
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        return  # not JSON at all: LangServe's own 422
+    if not isinstance(body, dict):
+        raise HTTPException(422, "the request body must be a JSON object")
+    is_batch = request.url.path.endswith("/batch")
+    if is_batch and not isinstance(body.get("inputs"), list):
+        raise HTTPException(422, "inputs: expected a list of inputs")
+    if is_batch:  # LangServe validates batch items without catching the error
+        for i, item in enumerate(body["inputs"]):
+            try:
+                TwinInput.model_validate(item)
+            except ValidationError as exc:
+                reason = exc.errors()[0].get("msg", "invalid")
+                raise HTTPException(422, f"inputs[{i}]: {reason}") from None
+    config = body.get("config", {})
+    if is_batch and isinstance(config, list):
+        if len(config) != len(body["inputs"]) or not all(isinstance(c, dict) for c in config):
+            raise HTTPException(422, "config: expected one object per input")
+    elif "config" in body and not isinstance(config, dict | str):
+        raise HTTPException(422, "config: expected an object")
+    if "kwargs" in body and not isinstance(body["kwargs"], dict):
+        raise HTTPException(422, "kwargs: expected an object")
