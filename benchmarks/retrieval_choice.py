@@ -31,19 +31,23 @@ from _corpus import OFFLINE_ENV  # noqa: E402 - benchmarks/ is on sys.path
 
 BASELINE_EMBEDDING = {"EMBED_CHUNK_CONTEXT": False}
 # name → (embedding-side settings, graph Configuration keys)
+DENSE = {"reranker": "dense", "max_per_document": 0}  # the first stage's order, no limit
 CANDIDATES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "dense, plain chunks (baseline)": (BASELINE_EMBEDDING, {"reranker": "dense"}),
-    "dense, plain chunks, 1 per doc": (BASELINE_EMBEDDING, {"reranker": "dense", "max_per_document": 1}),
-    "dense + title/section context": ({}, {"reranker": "dense"}),
-    "context, 128-token chunks": ({"CHUNK_TOKENS": 128, "CHUNK_OVERLAP": 16}, {"reranker": "dense"}),
-    "context, 254-token chunks": ({"CHUNK_TOKENS": 254, "CHUNK_OVERLAP": 32}, {"reranker": "dense"}),
-    "context, no overlap": ({"CHUNK_OVERLAP": 0}, {"reranker": "dense"}),
-    "context, 1 per doc": ({}, {"reranker": "dense", "max_per_document": 1}),
-    "context, 2 per doc": ({}, {"reranker": "dense", "max_per_document": 2}),
-    "context, hybrid RRF (dense + BM25)": ({}, {"reranker": "hybrid"}),
+    "dense, plain chunks (baseline)": (BASELINE_EMBEDDING, DENSE),
+    "dense, plain chunks, 1 per doc": (BASELINE_EMBEDDING, {**DENSE, "max_per_document": 1}),
+    "dense + title/section context": ({}, DENSE),
+    "context, 128-token chunks": ({"CHUNK_TOKENS": 128, "CHUNK_OVERLAP": 16}, DENSE),
+    "context, 254-token chunks": ({"CHUNK_TOKENS": 254, "CHUNK_OVERLAP": 32}, DENSE),
+    "context, no overlap": ({"CHUNK_OVERLAP": 0}, DENSE),
+    "context, 1 per doc": ({}, {**DENSE, "max_per_document": 1}),
+    "context, 2 per doc": ({}, {**DENSE, "max_per_document": 2}),
+    "context, hybrid RRF (dense + BM25)": ({}, {**DENSE, "reranker": "hybrid"}),
     "context, hybrid, 1 per doc": ({}, {"reranker": "hybrid", "max_per_document": 1}),
-    "context, dense + MaxSim rerank": ({}, {"reranker": "dense+maxsim"}),
-    "context, multi-query expansion (LLM, n=2)": ({}, {"reranker": "dense", "expand_n": 2}),
+    "context, dense + MaxSim rerank": ({}, {**DENSE, "reranker": "dense+maxsim"}),
+    # The LLM call gets a generous budget here to measure what expansion finds at all; the
+    # graph's own limit (expand_timeout_s) is 4 s.
+    "context, multi-query expansion (LLM, n=2)": (
+        {}, {**DENSE, "expand_n": 2, "expand_timeout_s": 30.0}),
 }  # fmt: skip
 
 
@@ -74,14 +78,14 @@ def default_recipe() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def is_default(settings: dict[str, Any], recipe: dict[str, Any]) -> bool:
+    from retrievers.search import DEFAULT_MAX_PER_DOCUMENT, resolve_variant
+
     embedding, config = default_recipe()
     resolved = {**embedding, **settings}
-    wanted = {"max_per_document": 0, "expand_n": 0, **recipe}
+    wanted = {"max_per_document": DEFAULT_MAX_PER_DOCUMENT, "expand_n": 0, **recipe}
     same_embedding = all(resolved[k] == v for k, v in embedding.items())
     reranker = wanted.get("reranker", "auto")
     same_recipe = all(wanted.get(k, config[k]) == v for k, v in config.items() if k != "reranker")
-    from retrievers.search import resolve_variant
-
     return same_embedding and same_recipe and (
         resolve_variant(reranker)[0] == resolve_variant(config["reranker"])[0]
     )

@@ -37,6 +37,12 @@ def _run_context() -> Any:
         return None
 
 
+def _default_max_per_document() -> int:
+    from retrievers.search import DEFAULT_MAX_PER_DOCUMENT
+
+    return DEFAULT_MAX_PER_DOCUMENT
+
+
 @dataclass(kw_only=True)
 class Configuration:
     """Retrieval, expansion, generation and prompt settings for one run."""
@@ -44,12 +50,14 @@ class Configuration:
     # Two passages: on held-out PEPs (benchmarks/twin_quality.py) as topical and in voice as
     # five, with a third of the prompt (time to first token 1.2 s instead of 3.5 s).
     k: Annotated[int, {"description": "passages kept after reranking"}] = 2
-    expand_n: Annotated[int, {"description": "alternative query phrasings (0 disables)"}] = 2
+    # No LLM expansion by default: on the PEP eval it found nothing the request alone did
+    # not, at seconds per request before the first token (benchmarks/retrieval_choice.py).
+    expand_n: Annotated[int, {"description": "alternative query phrasings (0 disables)"}] = 0
     collections: list[str] = field(default_factory=lambda: list(ALL_COLLECTIONS))
     fetch_k: Annotated[int, {"description": "candidates per query and collection"}] = 20
     max_per_document: Annotated[
         int, {"description": "at most this many passages of one document (0: no limit)"}
-    ] = 0
+    ] = field(default_factory=_default_max_per_document)
     reranker: str = "auto"
     author: Annotated[str, {"description": "the twin's author when the request names none"}] = ""
     filters: Annotated[

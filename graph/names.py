@@ -91,6 +91,8 @@ def resolve_author(text: str, authors: list[str]) -> AuthorMatch:
             # "van Rossum" is also written "Rossum".
             forms = [name, name.split()[-1]] if " " in name else [name]
             hit = next((form for form in forms if _named(original, low, bare, form)), None)
+            if hit and part == "first name" and _other_person(original, hit, author):
+                hit = None
             if hit:
                 found.setdefault(hit, []).append(author)
         resolved = {a for names in found.values() for a in names}
@@ -106,6 +108,21 @@ def resolve_author(text: str, authors: list[str]) -> AuthorMatch:
             name = next(iter(found)) if len(found) == 1 else ""
             return AuthorMatch(None, name, sorted(resolved))
     return AuthorMatch()
+
+
+def _other_person(original: str, first: str, author: str) -> bool:
+    """Every mention of the first name is followed by a capitalised word that is not the
+    author's surname: someone else ("Paul Graham's essay" is not Paul Iusztin)."""
+    surname = _surname(author).split()[-1]
+    # The first name in any case, then (not after a possessive: "Maya's LinkedIn posts")
+    # the next word when it is capitalised.
+    pattern = rf"(?<![\w-])(?i:{re.escape(first)})(?![\w-])(?!['’])(?:\s+([A-Z][\w-]*))?"
+    mentions = re.finditer(pattern, original)
+    nexts = [m.group(1) for m in mentions]
+    return bool(nexts) and all(
+        word is not None and word.casefold() != surname and word.casefold() not in _SURNAME_PARTICLES
+        for word in nexts
+    )
 
 
 def _surname(author: str) -> str:

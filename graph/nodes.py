@@ -302,6 +302,9 @@ async def retrieve(task: RetrieveTask, *, config: RunnableConfig | None = None) 
     search_config = {
         "k": cfg.fetch_k,
         "fetch_k": cfg.fetch_k,
+        # The candidate pool is not thinned per document: the rerank node applies
+        # `max_per_document` to the final ranking, over all branches at once.
+        "max_per_document": 0,
         "collections": [task["collection"]],
         "reranker": _first_stage(cfg.reranker),
         **_filter_keys(task["filters"]),
@@ -330,6 +333,7 @@ async def rerank(state: State, *, config: RunnableConfig | None = None) -> dict[
                 {
                     "k": cfg.fetch_k,
                     "fetch_k": cfg.fetch_k,
+                    "max_per_document": 0,
                     "collections": list(cfg.collections),
                     "reranker": _first_stage(cfg.reranker),
                     **_filter_keys(relaxed),
