@@ -78,7 +78,7 @@ def default_recipe() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def is_default(settings: dict[str, Any], recipe: dict[str, Any]) -> bool:
-    from retrievers.search import DEFAULT_MAX_PER_DOCUMENT, resolve_variant
+    from retrievers.variants import DEFAULT_MAX_PER_DOCUMENT, resolve_variant
 
     embedding, config = default_recipe()
     resolved = {**embedding, **settings}

@@ -132,7 +132,7 @@ def evaluate(
     `"rows"`."""
     import asyncio
 
-    from retrievers.search import resolve_variant
+    from retrievers.variants import resolve_variant
 
     recipe = {"expand_n": 0, **(recipe or {}), "k": K_MAX}
     resolved, _ = resolve_variant(recipe.get("reranker"))
@@ -210,7 +210,7 @@ def run_retrieval_eval(
     own store and evaluate the retriever on its eval set.
 
     `variant`: "default" (what the graph uses: RERANKER_MODEL's cross-encoder when set,
-    else the measured default) or a name from `retrievers.search.VARIANTS`; `recipe`: other
+    else the measured default) or a name from `retrievers.variants.VARIANTS`; `recipe`: other
     graph Configuration keys (`max_per_document`, `expand_n`, …). The embedding-side
     recipe (chunk size, title context) comes from the settings in force.
     """

@@ -156,7 +156,7 @@ def _check_llm_model(name: str, value: Any) -> str:
 
 
 def _check_reranker(name: str, value: Any) -> str:
-    from retrievers.search import VARIANTS
+    from retrievers.variants import VARIANTS
 
     _check_text(name, value)
     allowed = ("auto", "default", *VARIANTS)

@@ -271,7 +271,7 @@ def _first_stage(reranker: str) -> str:
     """The retriever variant that runs only the first stage of `reranker` (the graph's
     rerank node does the second stage once, over all branches)."""
     try:
-        from retrievers.search import resolve_variant
+        from retrievers.variants import resolve_variant
 
         _, variant = resolve_variant(reranker)
         return FIRST_STAGE_OF.get(variant.first, "hybrid")

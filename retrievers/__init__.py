@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from retrievers.filters import InvalidFilter, SearchFilters
+    from retrievers.ranking import rerank
     from retrievers.retriever import TwinRetriever, get_retriever
-    from retrievers.search import DEFAULT_VARIANT, VARIANTS, SearchConfig, rerank, search_many
+    from retrievers.search import SearchConfig, search_many
+    from retrievers.variants import DEFAULT_VARIANT, VARIANTS
 
 __all__ = [
     "DEFAULT_VARIANT",
@@ -31,10 +33,10 @@ _WHERE = {
     "TwinRetriever": "retrievers.retriever",
     "get_retriever": "retrievers.retriever",
     "search_many": "retrievers.search",
-    "rerank": "retrievers.search",
+    "rerank": "retrievers.ranking",
     "SearchConfig": "retrievers.search",
-    "DEFAULT_VARIANT": "retrievers.search",
-    "VARIANTS": "retrievers.search",
+    "DEFAULT_VARIANT": "retrievers.variants",
+    "VARIANTS": "retrievers.variants",
     "SearchFilters": "retrievers.filters",
     "InvalidFilter": "retrievers.filters",
 }

@@ -7,6 +7,7 @@ collection's IDF modifier supplies the inverse document frequency at query time.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -77,3 +78,17 @@ def sparse_encode_query(text: str) -> models.SparseVector:
     return models.SparseVector(indices=ids, values=[1.0] * len(ids))
 
 
+
+
+def query_vector(text: str) -> np.ndarray:
+    """A query's dense embedding, cached: the first stage and the reranker share it."""
+    from core.settings import get_settings
+
+    return _cached_query_vector(text, get_settings().EMBEDDING_MODEL)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_query_vector(text: str, model: str) -> np.ndarray:
+    vector = dense_encode([text])[0]
+    vector.setflags(write=False)
+    return vector

@@ -14,13 +14,8 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
 from retrievers.filters import FILTER_KEYS
-from retrievers.search import (
-    DEFAULT_FETCH_K,
-    DEFAULT_K,
-    DEFAULT_MAX_PER_DOCUMENT,
-    SearchConfig,
-    search_many,
-)
+from retrievers.search import SearchConfig, search_many
+from retrievers.variants import DEFAULT_FETCH_K, DEFAULT_K, DEFAULT_MAX_PER_DOCUMENT
 
 
 class TwinRetriever(BaseRetriever):

@@ -7,7 +7,7 @@
 - `none`: keep the first-stage order (the fused hybrid score).
 
 No cross-encoder ships offline (MODELS.md), so the default when `RERANKER_MODEL` is empty
-is the variant chosen by `benchmarks/retrieval_choice.py` (see `retrievers.search.DEFAULT_VARIANT`).
+is the variant chosen by `benchmarks/retrieval_choice.py` (see `retrievers.variants.DEFAULT_VARIANT`).
 """
 
 from __future__ import annotations

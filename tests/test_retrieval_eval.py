@@ -67,7 +67,7 @@ def test_scores_of_one_request():
 @pytest.mark.slow
 def test_run_retrieval_eval_default(data_dir):
     from evals.retrieval import run_retrieval_eval
-    from retrievers.search import DEFAULT_VARIANT
+    from retrievers.variants import DEFAULT_VARIANT
 
     result = run_retrieval_eval()
     assert {"recall@5", "mrr", "ndcg@10", "section_recall@5", "n_questions", "variant",

@@ -237,7 +237,7 @@ def test_near_identical_chunks_are_deduplicated(store):
 def test_dedupe_documents_by_id_and_content():
     from langchain_core.documents import Document
 
-    from retrievers.search import dedupe_documents
+    from retrievers.ranking import dedupe_documents
 
     text = (
         "The quick brown fox jumps over the lazy dog near the river bank today, while the "
@@ -280,7 +280,7 @@ def test_search_many_and_rerank(store):
 
 
 def test_max_per_document_spreads_the_top_k(store):
-    from retrievers.search import limit_per_document
+    from retrievers.ranking import limit_per_document
 
     docs = search(store, "HNSW graph index edges per node", k=3, reranker="dense")
     spread = search(store, "HNSW graph index edges per node", k=3, reranker="dense",
@@ -336,7 +336,7 @@ def test_cross_encoder_path_when_reranker_model_is_set(store, tmp_path, monkeypa
     from core.models import embedding_model_path
     from core.settings import reset_settings
     from retrievers import scoring as rerank_mod
-    from retrievers.search import resolve_variant
+    from retrievers.variants import resolve_variant
 
     model_dir = tmp_path / "tiny-cross-encoder"
     CrossEncoder(embedding_model_path(), num_labels=1, device="cpu").save(str(model_dir))
