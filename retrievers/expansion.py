@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # A small model's "alternative phrasings" are sometimes about something else entirely;
 # expansions less similar than this (embedding cosine) to the request are dropped.
 MIN_EXPANSION_SIMILARITY = 0.4
+# Small models often echo the request with a word changed: such a line adds nothing.
+MAX_EXPANSION_SIMILARITY = 0.97
 DEFAULT_MAX_NEW_TOKENS = 48
 DEFAULT_TIMEOUT_S = 4.0
 
@@ -31,7 +33,8 @@ def parse_expansions(text: str, original: str, n: int) -> list[str]:
     seen = {original.casefold()}
     out: list[str] = []
     for line in text.splitlines():
-        line = re.sub(r"^\s*(?:[-*•]|\d+[.):]|queries?:)\s*", "", line, flags=re.IGNORECASE)
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.):]|(?:search\s+)?quer(?:y|ies)\s*\d*\s*[.:)])\s*", "",
+                      line, flags=re.IGNORECASE)  # fmt: skip
         line = line.strip().strip('"').strip("'").strip()
         if len(line) < 4 or len(line) > 300:
             continue
@@ -46,14 +49,18 @@ def parse_expansions(text: str, original: str, n: int) -> list[str]:
 
 
 def on_topic(original: str, candidates: list[str]) -> list[str]:
-    """The candidates close enough in meaning to `original` (embedding cosine)."""
+    """The candidates close enough in meaning to `original` (embedding cosine), but not
+    restatements of it (they would only search for the same passages again)."""
     if not candidates:
         return []
     from retrievers.encoders import dense_encode
 
     vectors = dense_encode([original, *candidates])
     sims = vectors[1:] @ vectors[0]
-    return [c for c, sim in zip(candidates, sims, strict=True) if sim >= MIN_EXPANSION_SIMILARITY]
+    return [
+        c for c, sim in zip(candidates, sims, strict=True)
+        if MIN_EXPANSION_SIMILARITY <= sim < MAX_EXPANSION_SIMILARITY
+    ]  # fmt: skip
 
 
 async def aexpand_query(
