@@ -9,9 +9,10 @@ retrieve, query_points (prefetch + fusion), query_batch_points — taking and re
 qdrant-client's own `models`. Every caller keeps one code path, and `QDRANT_URL` switches
 it to a Qdrant server or cluster unchanged.
 
-One shard per collection under `DATA_DIR/qdrant/edge/<collection>`. Qdrant Edge holds a
-lock on each shard's write-ahead log, so a second process gets `StoreLockedError` (the
-store module turns it into a clear message), as qdrant-client's local mode did.
+One shard per collection under `DATA_DIR/qdrant/edge/<collection>`. The client holds a
+lock on the whole folder (`store.lock`, also before any collection exists; Qdrant Edge
+itself locks each shard's write-ahead log), so a second process gets `StoreLockedError`
+(the store module turns it into a clear message), as qdrant-client's local mode did.
 Payload-only collections (`cleaned_*`) are shards with one unused sparse vector, since a
 shard needs at least one vector.
 
@@ -33,6 +34,7 @@ from qdrant_client.http import models
 
 _PLACEHOLDER_SPARSE = "_payload_only"
 _VECTORS_FILE = "twin-vectors.json"
+LOCK_FILE = "store.lock"
 _DISTANCE = {"Cosine": "Cosine", "Euclid": "Euclid", "Dot": "Dot", "Manhattan": "Manhattan"}
 _SCHEMA = {
     models.PayloadSchemaType.KEYWORD: "Keyword",
@@ -179,12 +181,24 @@ class EdgeClient:
     """The subset of `qdrant_client.QdrantClient` the twin uses, over Qdrant Edge shards."""
 
     def __init__(self, path: str | Path) -> None:
+        from filelock import FileLock, Timeout
+
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, Any] = {}
         self._lock = threading.RLock()
-        for folder in sorted(p for p in self.path.iterdir() if p.is_dir()):
-            self._shards[folder.name] = self._open(folder)
+        # Not thread-local: the client is opened and closed from different threads.
+        self._store_lock = FileLock(self.path / LOCK_FILE, thread_local=False)
+        try:
+            self._store_lock.acquire(timeout=0)
+        except Timeout:
+            raise StoreLockedError(str(self.path / LOCK_FILE)) from None
+        try:
+            for folder in sorted(p for p in self.path.iterdir() if p.is_dir()):
+                self._shards[folder.name] = self._open(folder)
+        except BaseException:
+            self._store_lock.release()
+            raise
 
     def _open(self, folder: Path, config: Any = None) -> Any:
         q = _edge()
@@ -394,3 +408,4 @@ class EdgeClient:
         for shard in shards:
             shard.flush()
             shard.close()
+        self._store_lock.release()

@@ -54,10 +54,14 @@ def chunk_payload(chunk: Chunk) -> dict[str, Any]:
     }
 
 
-def _holder_hint(shard: str) -> str:
-    lock_file = os.path.join(shard, "wal", "open-1")
-    if not os.path.exists(lock_file):
-        lock_file = os.path.join(shard, "wal")
+def _holder_hint(locked: str) -> str:
+    """The process holding `locked` (the store's lock file or a shard), where `fuser` can
+    tell; empty otherwise."""
+    lock_file = locked
+    if os.path.isdir(locked):  # a shard: Qdrant Edge locks its write-ahead log
+        lock_file = os.path.join(locked, "wal", "open-1")
+        if not os.path.exists(lock_file):
+            lock_file = os.path.join(locked, "wal")
     try:
         import subprocess
 
