@@ -146,8 +146,10 @@ def create_app(graph: Any = None, *, warmup: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from core.telemetry import disable_third_party_telemetry
         from graph.threads import ThreadedGraph, open_checkpointer
 
+        disable_third_party_telemetry()  # at startup, not when `server` is imported
         tracing.tracing_enabled()  # decide now: one notice in the log when off
         store = await run_in_threadpool(_vector_store_status)
         if not store["reachable"]:

@@ -28,7 +28,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,11 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from _serving import OFFLINE_ENV as SERVING_ENV  # noqa: E402 - benchmarks/ is on sys.path
+from _corpus import OFFLINE_ENV, author_name, ingest, load_corpus  # noqa: E402 - benchmarks/ is on sys.path
 
-# The serving benchmarks' offline switches, plus unstructured's notice (ingest runs here).
-OFFLINE_ENV = {**SERVING_ENV, "UNSTRUCTURED_DISABLE_NOTICE": "1"}
-SUFFIXES = {".rst", ".md", ".markdown", ".txt", ".html", ".htm"}
 REQUEST = 'Write a passage for a post titled "{title}".'
 
 # name → (model ref, backend, sampling overrides, configuration overrides)
@@ -69,29 +65,22 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     ),
     "smollm2-int8": ("offline:SmolLM2-135M-Instruct", "torch-int8", {}, {}),
     "smollm2-fp32": ("offline:SmolLM2-135M-Instruct", "torch-fp32", {}, {}),
+    # The author's own passages as few-shot example turns (graph Configuration.style_examples)
+    "qwen-llamacpp-fewshot1": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {},
+                               {"style_examples": 1}),
+    "qwen-llamacpp-fewshot2": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {},
+                               {"style_examples": 2}),
+    # Each author's own fine-tuned twin (benchmarks/finetune.py --register --config CONFIG
+    # registers `registry:CONFIG-<author folder>@candidate`), served from its quantized GGUF.
+    "tuned": ("registry:default-{author}@candidate", "llamacpp", {}, {}),
+    "tuned-fewshot1": ("registry:default-{author}@candidate", "llamacpp", {},
+                       {"style_examples": 1}),
+    "tuned-smollm2": ("registry:smollm2-{author}@candidate", "llamacpp", {}, {}),
+    # `--config key=value,...` runs register as `custom-<author folder>`.
+    "tuned-custom": ("registry:custom-{author}@candidate", "llamacpp", {}, {}),
+    "tuned-custom-fewshot1": ("registry:custom-{author}@candidate", "llamacpp", {},
+                              {"style_examples": 1}),
 }  # fmt: skip
-
-
-def load_corpus(folder: Path) -> dict[str, list[Path]]:
-    """Author folder name → its documents, sorted."""
-    corpus = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        files = sorted(f for f in sub.rglob("*") if f.suffix.lower() in SUFFIXES)
-        if files:
-            corpus[sub.name] = files
-    if len(corpus) < 2:
-        raise SystemExit(f"{folder}: need at least two author subfolders with documents")
-    return corpus
-
-
-def author_name(folder: str, files: list[Path]) -> str:
-    """The author's name from the documents' own header (`Author:`), else the folder's."""
-    from core.domain import User
-    from ingest.importers.local_files import load_file
-
-    doc = load_file(files[0], User.from_full_name(folder))
-    names = (getattr(doc, "content", None) or {}).get("header_authors") or []
-    return str(names[0]) if names else folder.replace("-", " ").title()
 
 
 def split(corpus: dict[str, list[Path]], holdout: int, seed: int) -> tuple[dict, dict]:
@@ -103,22 +92,6 @@ def split(corpus: dict[str, list[Path]], holdout: int, seed: int) -> tuple[dict,
         held[author] = sorted(shuffled[:holdout])
         train[author] = sorted(shuffled[holdout:])
     return train, held
-
-
-def ingest(work: Path, train: dict[str, list[Path]], names: dict[str, str]) -> None:
-    """Ingest the training documents through `python -m ingest add` (skipped when done)."""
-    marker = work / "ingested.json"
-    wanted = {a: [str(f) for f in files] for a, files in train.items()}
-    if marker.exists() and json.loads(marker.read_text()) == wanted:
-        return
-    env = {**os.environ, **OFFLINE_ENV, "DATA_DIR": str(work / "data")}
-    for author, files in train.items():
-        started = time.perf_counter()
-        cmd = [sys.executable, "-m", "ingest", "add", *map(str, files), "--author", names[author]]
-        subprocess.run(cmd, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        print(f"ingested {len(files)} documents of {names[author]} in "
-              f"{time.perf_counter() - started:.0f}s", flush=True)  # fmt: skip
-    marker.write_text(json.dumps(wanted))
 
 
 def held_out_documents(held: dict[str, list[Path]], names: dict[str, str]) -> list[dict]:
@@ -157,16 +130,23 @@ async def build_prompts(docs: list[dict], overrides: dict[str, Any]) -> list[lis
     return prompts
 
 
-def run_variant(name: str, prompts: list[list[dict]], max_new_tokens: int) -> list[dict]:
+def run_variant(
+    name: str, prompts: list[list[dict]], max_new_tokens: int, docs: list[dict]
+) -> list[dict]:
     from core.llm import get_llm
     from graph.configuration import Configuration
 
-    ref, backend, sampling, _ = VARIANTS[name]
+    ref_template, backend, sampling, _ = VARIANTS[name]
     grace = Configuration().sentence_grace  # as served
-    llm = get_llm(ref, backend)
-    llm.generate("Hello", max_new_tokens=2)  # warm-up: first-call allocations
     results = []
-    for messages in prompts:
+    warm: set[str] = set()
+    for messages, doc in zip(prompts, docs, strict=True):
+        # A per-author ref ({author}: the author's folder) answers that author's documents.
+        ref = ref_template.format(author=Path(doc["path"]).parent.name)
+        llm = get_llm(ref, backend)
+        if ref not in warm:
+            llm.generate("Hello", max_new_tokens=2)  # warm-up: first-call allocations
+            warm.add(ref)
         started = time.perf_counter()
         first = None
         pieces = []
@@ -206,7 +186,7 @@ def score(docs: list[dict], variants: dict[str, list[dict]], train_texts, train_
     report: dict[str, Any] = {"authors": classifier.authors, "documents": len(docs)}
 
     # Ceiling: the documents' own passages (a middle passage, compared with the other docs).
-    gold_top, gold_attr = [], []
+    gold_top, gold_attr, gold_prob = [], [], []
     for i, (doc, parts) in enumerate(zip(docs, doc_passages, strict=True)):
         middle = parts[len(parts) // 2]
         rest = [p for j, p in enumerate(parts) if j != len(parts) // 2] or parts
@@ -216,8 +196,10 @@ def score(docs: list[dict], variants: dict[str, list[dict]], train_texts, train_
         gold_top.append(topicality(dense_encode([middle])[0], vecs, i))
         predicted = classifier.predict(parts)
         gold_attr.append(sum(p == doc["author"] for p in predicted) / len(predicted))
+        gold_prob.append(statistics.mean(classifier.probability(parts, [doc["author"]] * len(parts))))
     report["gold"] = {"topicality": statistics.median(gold_top),
-                      "attribution": statistics.mean(gold_attr)}  # fmt: skip
+                      "attribution": statistics.mean(gold_attr),
+                      "author_probability": statistics.mean(gold_prob)}  # fmt: skip
 
     for name, results in variants.items():
         answers = [r["answer"] for r in results]
@@ -225,8 +207,9 @@ def score(docs: list[dict], variants: dict[str, list[dict]], train_texts, train_
         vecs = dense_encode([a or " " for a in answers])
         tops = [topicality(vecs[i], doc_vecs, i) for i in range(len(answers))]
         predicted = classifier.predict([a or " " for a in answers])
-        for r, why, top, who in zip(results, reasons, tops, predicted, strict=True):
-            r.update(degenerate=why, topicality=top, attributed_to=who)
+        true_prob = classifier.probability([a or " " for a in answers], [d["author"] for d in docs])
+        for r, why, top, who, prob in zip(results, reasons, tops, predicted, true_prob, strict=True):
+            r.update(degenerate=why, topicality=top, attributed_to=who, author_probability=prob)
         report[name] = {
             "n": len(answers),
             "degenerate_share": sum(bool(r) for r in reasons) / len(answers),
@@ -234,6 +217,7 @@ def score(docs: list[dict], variants: dict[str, list[dict]], train_texts, train_
             "topicality": statistics.median(tops),
             "attribution": sum(p == d["author"] for p, d in zip(predicted, docs, strict=True))
             / len(docs),
+            "author_probability": statistics.mean(true_prob),
             "ttft_s": statistics.median(r["ttft_s"] for r in results),
             "tokens_per_s": statistics.median(r["tokens_per_s"] for r in results),
             "seconds_per_answer": statistics.median(r["seconds"] for r in results),
@@ -247,17 +231,19 @@ def print_table(report: dict, default: str) -> None:
     authors = len(report["authors"])
     print(f"\n{report['documents']} held-out documents, {authors} authors "
           f"(attribution chance {1 / authors:.0%})")  # fmt: skip
-    head = ("variant", "n", "degen", "topic", "attrib", "TTFT s", "tok/s", "s/ans", "prompt", "words")
+    head = ("variant", "n", "degen", "topic", "attrib", "P(author)", "TTFT s", "tok/s", "s/ans",
+            "prompt", "words")  # fmt: skip
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     gold = report["gold"]
     print(f"| gold (the documents' own passages) | | | {gold['topicality']:+.3f} | "
-          f"{gold['attribution']:.0%} | | | | | |")  # fmt: skip
+          f"{gold['attribution']:.0%} | {gold['author_probability']:.2f} | | | | | |")  # fmt: skip
     for name, r in report.items():
         if not isinstance(r, dict) or "n" not in r:
             continue
         mark = " **(default)**" if name == default else ""
         print(f"| {name}{mark} | {r['n']} | {r['degenerate_share']:.0%} | {r['topicality']:+.3f} "
-              f"| {r['attribution']:.0%} | {r['ttft_s']:.2f} | {r['tokens_per_s']:.1f} "
+              f"| {r['attribution']:.0%} | {r['author_probability']:.2f} "
+              f"| {r['ttft_s']:.2f} | {r['tokens_per_s']:.1f} "
               f"| {r['seconds_per_answer']:.1f} | {r['prompt_tokens']:.0f} | {r['words']:.0f} |")
         if r["degenerate_reasons"]:
             print(f"|  ↳ reasons: {', '.join(r['degenerate_reasons'])} |")
@@ -273,6 +259,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=0,
                         help="0 = the served default (LLM_MAX_NEW_TOKENS)")  # fmt: skip
     parser.add_argument("--limit", type=int, default=0, help="answer only the first N requests")
+    parser.add_argument("--authors", default="",
+                        help="answer only these authors' held-out documents (author folders, "
+                             "comma-separated; the split and the classifier still use all)")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "data" / "bench" / "twin_quality")
     parser.add_argument("--threads", type=int, default=0, help="LLM_THREADS (0 = all cores)")
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
@@ -298,6 +287,9 @@ def main() -> None:
     train, held = split(corpus, args.holdout, args.seed)
     names = {a: author_name(a, files) for a, files in corpus.items()}
     ingest(work, train, names)
+    if args.authors:
+        wanted = set(args.authors.split(","))
+        held = {a: files for a, files in held.items() if a in wanted}
     docs = held_out_documents(held, names)
     if args.limit:
         docs = docs[: args.limit]
@@ -324,7 +316,7 @@ def main() -> None:
         if key not in prompt_sets:
             prompt_sets[key] = asyncio.run(build_prompts(docs, overrides))
         started = time.perf_counter()
-        results[name] = run_variant(name, prompt_sets[key], args.max_new_tokens)
+        results[name] = run_variant(name, prompt_sets[key], args.max_new_tokens, docs)
         print(f"{name}: {len(docs)} answers in {time.perf_counter() - started:.0f}s", flush=True)
     report = score(docs, results, train_texts, train_labels)
     for name, rows in results.items():

@@ -2,11 +2,14 @@
 
 Training renders `twin_messages(instruction, context)` + the author's text as the assistant
 turn; serving renders the same messages with the generation prompt. So what the model is
-trained on is exactly what it is served (tests/test_prompts.py proves it).
+trained on is exactly what it is served (tests/test_train.py proves it). Serving may add
+the author's own passages as few-shot example turns (`style_examples`, off by default: see
+graph/configuration.py `style_examples`); they are ordinary chat turns of the same format.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -24,6 +27,14 @@ CONTEXT_HEADER = (
     "do not copy them):"
 )
 CONTEXT_SEPARATOR = "\n\n* * *\n\n"
+# Few-shot style examples: the author's own passages as earlier turns of the conversation
+# (a request for each, the passage as the twin's answer), so the model continues a voice it
+# has just "written in" rather than reading about it.
+STYLE_EXAMPLE_REQUEST = 'Write a passage on "{topic}".'
+# Examples are bounded in tokens without a tokenizer at hand: English prose measured 1.4–1.8
+# tokens per word with the Qwen and SmolLM2 tokenizers (the PEP corpus); 1.8 keeps a budget.
+TOKENS_PER_WORD = 1.8
+_SENTENCE_END = re.compile(r"[.!?:](?:[\"')\]*_`])*(?=\s|$)")
 
 
 class ChatTemplateTokenizer(Protocol):
@@ -35,18 +46,49 @@ def format_context(passages: Sequence[str]) -> str:
     return CONTEXT_SEPARATOR.join(p.strip() for p in passages if p.strip())
 
 
+def clip_to_tokens(text: str, max_tokens: int) -> str:
+    """`text` cut to about `max_tokens` tokens, at the last sentence end that fits (a whole
+    text that fits is returned unchanged)."""
+    words = text.split()
+    budget = int(max_tokens / TOKENS_PER_WORD)
+    if len(words) <= budget:
+        return text.strip()
+    head = " ".join(words[:budget])
+    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+    return head[: ends[-1]] if ends else head
+
+
+def style_examples(passages: Sequence[tuple[str, str]], max_tokens: int) -> list[dict[str, str]]:
+    """(topic, passage) pairs of the author's own writing as example turns: a request for
+    each and the passage (clipped to `max_tokens`) as the answer."""
+    turns: list[dict[str, str]] = []
+    for topic, passage in passages:
+        text = clip_to_tokens(passage, max_tokens)
+        if text:
+            request = STYLE_EXAMPLE_REQUEST.format(topic=topic.strip() or "the same subject")
+            turns += [{"role": "user", "content": request}, {"role": "assistant", "content": text}]
+    return turns
+
+
 def twin_messages(
     instruction: str,
     context: str = "",
     author: str = "",
     history: Sequence[dict[str, str]] = (),
+    examples: Sequence[dict[str, str]] = (),
 ) -> list[dict[str, str]]:
-    """Chat messages for one request: system, prior turns, then the user's instruction."""
+    """Chat messages for one request: system, style example turns (`style_examples`), prior
+    turns, then the user's instruction after the context."""
     system = TWIN_SYSTEM_PROMPT.format(author=author.strip() or GENERIC_AUTHOR)
     user = instruction.strip()
     if context.strip():
         user = f"{CONTEXT_HEADER}\n\n{context.strip()}{CONTEXT_SEPARATOR}{user}"
-    return [{"role": "system", "content": system}, *history, {"role": "user", "content": user}]
+    return [
+        {"role": "system", "content": system},
+        *examples,
+        *history,
+        {"role": "user", "content": user},
+    ]
 
 
 def render_prompt(tokenizer: ChatTemplateTokenizer, messages: list[dict[str, str]]) -> str:

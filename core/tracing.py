@@ -87,6 +87,9 @@ def new_tracer(
     """
     if not tracing_enabled():
         return None
+    from core.telemetry import disable_third_party_telemetry
+
+    disable_third_party_telemetry()
     from opik.integrations.langchain import OpikTracer
 
     from core.opik_usage import register_twin_usage_extractor

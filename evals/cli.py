@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from core.logs import setup_cli_logging
+    from core.telemetry import disable_third_party_telemetry
 
+    disable_third_party_telemetry()  # the judges and reports use Opik
     setup_cli_logging(args.verbose)
     from core.models import ModelNotAvailable
     from evals.voice import VoiceEvalError

@@ -1,11 +1,23 @@
 """The promotion gate: may registry version NAME@VERSION become `accepted`?
 
+The reference is what the twin SERVES NOW in the candidate's place (`served_reference`):
+the accepted version when there is one, else the model `LLM_MODEL` falls back to (the
+offline Qwen2.5-Coder-0.5B by default). A fine-tuned model that beats its own small base
+but writes worse than the served default is refused.
+
 Rules (thresholds from `EVALS_GATE_*` environment variables or keyword arguments):
-1. Voice: the candidate's held-out perplexity (answer tokens under the training prompt,
-   `evals.voice`) must beat the reference — production (`accepted`) when there is one,
-   else the candidate's base model — by a relative improvement of at least
-   `EVALS_GATE_MIN_IMPROVEMENT` (default 0: any strict improvement).
-2. RAG: on a small RAG sample (`EVALS_GATE_RAG_LIMIT` questions, default 3; 0 skips it),
+1. Voice: the candidate's held-out perplexity (the author's answers under the serving
+   prompt, `evals.voice`) must beat the served reference by a relative improvement of at
+   least `EVALS_GATE_MIN_IMPROVEMENT` (default 0: any strict improvement), and beat its own
+   base model. Compared per WORD of the answers, so models with different tokenizers
+   compare fairly.
+2. Answers: the first `EVALS_GATE_ANSWER_LIMIT` held-out requests (default 3; 0 skips it)
+   are answered greedily by the candidate and the reference through the backend that would
+   serve them (llama.cpp on the version's quantized GGUF); the candidate's share of
+   degenerate answers (`evals.answer_quality.degenerate_reasons`) may exceed the
+   reference's by at most `EVALS_GATE_DEGENERATE_TOLERANCE` (default 0.34: one answer in
+   three). Perplexity is computed on the merged weights; this checks what users get.
+3. RAG: on a small RAG sample (`EVALS_GATE_RAG_LIMIT` questions, default 3; 0 skips it),
    no metric may fall more than `EVALS_GATE_RAG_TOLERANCE` (absolute, default 0.05) below
    the reference's. Retrieval recall@k and MRR always count; the judged faithfulness and
    relevance count only with a real judge (an OpenAI-compatible `LLM_BASE_URL`): the
@@ -20,20 +32,34 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+if TYPE_CHECKING:
+    from core.settings import Settings
+
 
 log = logging.getLogger(__name__)
 
 
-class GateSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EVALS_GATE_", extra="ignore")
+def served_reference(name: str) -> tuple[str, str]:
+    """(ref, role) of what the twin serves now where `name`'s accepted version would go:
+    `production` (an accepted version, pinned), `served default` (`LLM_MODEL` names a
+    registry model with nothing accepted yet: the offline fallback answers) or `served`
+    (`LLM_MODEL` names a model outside the registry)."""
+    from core.registry import RegistryError, get_registry, parse_ref
+    from core.settings import OFFLINE_LLM_FALLBACK, get_settings
 
-    MIN_IMPROVEMENT: float = 0.0
-    RAG_TOLERANCE: float = 0.05
-    RAG_LIMIT: int = 3
-    PASSAGE_LIMIT: int = 64
+    registry = get_registry()
+    served = get_settings().LLM_MODEL
+    if not served.startswith("registry:"):
+        return served, "served"
+    served_name, _ = parse_ref(served)
+    accepted = registry.tags(name).get("accepted") if served_name == name else None
+    try:
+        version = registry.get(name, accepted) if accepted else registry.resolve(served)
+    except RegistryError:
+        return OFFLINE_LLM_FALLBACK, "served default"
+    return f"registry:{version.name}@{version.version}", "production"
 
 
 def _held_out(manifest: dict[str, Any], passages_file: str | Path | None, limit: int) -> Any:
@@ -88,20 +114,25 @@ def evaluate_candidate(
     rag_limit: int | None = None,
     passages_file: str | Path | None = None,
     record: bool = True,
+    answer_limit: int | None = None,
 ) -> dict[str, Any]:
     """Decide whether `name@version` may be promoted: `{"promote", "reasons", "metrics"}`."""
     from core.models import ModelNotAvailable
     from core.registry import RegistryError, get_registry
+    from core.settings import get_settings
     from evals import voice
 
-    cfg = GateSettings()
-    min_improvement = cfg.MIN_IMPROVEMENT if min_improvement is None else min_improvement
-    rag_tolerance = cfg.RAG_TOLERANCE if rag_tolerance is None else rag_tolerance
-    rag_limit = cfg.RAG_LIMIT if rag_limit is None else rag_limit
+    cfg = get_settings()
+    min_improvement = cfg.EVALS_GATE_MIN_IMPROVEMENT if min_improvement is None else min_improvement
+    rag_tolerance = cfg.EVALS_GATE_RAG_TOLERANCE if rag_tolerance is None else rag_tolerance
+    rag_limit = cfg.EVALS_GATE_RAG_LIMIT if rag_limit is None else rag_limit
+    answer_limit = cfg.EVALS_GATE_ANSWER_LIMIT if answer_limit is None else answer_limit
     thresholds = {
         "min_improvement": min_improvement,
         "rag_tolerance": rag_tolerance,
         "rag_limit": rag_limit,
+        "answer_limit": answer_limit,
+        "degenerate_tolerance": cfg.EVALS_GATE_DEGENERATE_TOLERANCE,
     }
     result: dict[str, Any] = {
         "promote": False,
@@ -124,48 +155,73 @@ def evaluate_candidate(
         return result
     manifest = candidate_version.manifest
     candidate_ref = f"registry:{name}@{version}"
-    if accepted:
-        reference_ref, reference_role = f"registry:{name}@{accepted}", "production"
-    else:
-        reference_ref = manifest.get("base_model") or voice.OFFLINE_TRAIN_BASE
-        reference_role = "base"
-    result.update(candidate=candidate_ref, reference=reference_ref, reference_role=reference_role)
+    reference_ref, reference_role = served_reference(name)
+    base_ref = manifest.get("base_model") or voice.OFFLINE_TRAIN_BASE
+    result.update(
+        candidate=candidate_ref,
+        reference=reference_ref,
+        reference_role=reference_role,
+        base=base_ref,
+    )
 
     # 1. Voice.
     try:
-        held_out = _held_out(manifest, passages_file, cfg.PASSAGE_LIMIT)
+        held_out = _held_out(manifest, passages_file, cfg.EVALS_GATE_PASSAGE_LIMIT)
     except voice.VoiceEvalError as exc:
         reasons.append(f"voice evaluation impossible: {exc}")
         return _finish(result, record)
     author = manifest.get("author") or held_out.author or ""
+    refs = {"candidate": candidate_ref, reference_role: reference_ref, "base": base_ref}
     try:
         ppl = {
             role: voice.model_perplexities(ref, held_out.passages, author)
-            for role, ref in (("candidate", candidate_ref), ("reference", reference_ref))
+            for role, ref in refs.items()
         }
     except (ModelNotAvailable, RegistryError, OSError, ValueError) as exc:
         reasons.append(f"voice evaluation failed: {exc}")
         return _finish(result, record)
-    cand_ppl, ref_ppl = float(ppl["candidate"]["template"]), float(ppl["reference"]["template"])
-    improvement = (ref_ppl - cand_ppl) / ref_ppl if ref_ppl else 0.0
+    word = {role: float(p["template_word"]) for role, p in ppl.items()}
+    improvement = _improvement(word[reference_role], word["candidate"])
     result["metrics"]["voice"] = {
-        "candidate_perplexity": round(cand_ppl, 4),
-        f"{reference_role}_perplexity": round(ref_ppl, 4),
-        "reference_perplexity": round(ref_ppl, 4),
+        "measure": "word perplexity of held-out answers under the serving prompt",
+        "candidate_perplexity": round(word["candidate"], 4),
+        f"{reference_role}_perplexity": round(word[reference_role], 4),
+        "reference_perplexity": round(word[reference_role], 4),
+        "base_perplexity": round(word["base"], 4),
         "relative_improvement": round(improvement, 4),
+        "relative_improvement_vs_base": round(_improvement(word["base"], word["candidate"]), 4),
+        "token_perplexity": {k: round(float(v["template"]), 4) for k, v in ppl.items()},
         "raw_perplexity": {k: round(float(v["raw"]), 4) for k, v in ppl.items()},
         "n_passages": len(held_out.passages),
         "passages_source": held_out.source,
     }
-    voice_ok = cand_ppl < ref_ppl and improvement >= min_improvement
-    verdict = "beats" if voice_ok else "does not beat"
-    reasons.append(
-        f"voice: candidate perplexity {cand_ppl:.3f} {verdict} {reference_role} "
-        f"{ref_ppl:.3f} (relative improvement {improvement:+.2%}, required "
-        f"{'>' if min_improvement == 0 else '≥'} {min_improvement:.2%})"
-    )
+    voice_ok = True
+    for role, required in ((reference_role, min_improvement), ("base", 0.0)):
+        if role == "base" and base_ref == reference_ref:
+            continue  # the served model is the candidate's own base: already compared
+        gain = _improvement(word[role], word["candidate"])
+        ok = word["candidate"] < word[role] and gain >= required
+        voice_ok = voice_ok and ok
+        reasons.append(
+            f"voice: candidate word perplexity {word['candidate']:.3f} "
+            f"{'beats' if ok else 'does not beat'} {role} {refs[role]} {word[role]:.3f} "
+            f"(relative improvement {gain:+.2%}, required "
+            f"{'>' if required == 0 else '≥'} {required:.2%})"
+        )
 
-    # 2. RAG (skipped when the voice check already failed: the answer would not change).
+    # 2. Answers through the serving backend (skipped once the voice check failed).
+    answers_ok = True
+    if answer_limit <= 0:
+        reasons.append("answer check skipped (answer_limit=0)")
+    elif not voice_ok:
+        reasons.append("answer check skipped: the voice check already failed")
+    else:
+        answers_ok = _check_answers(
+            result, {"candidate": candidate_ref, reference_role: reference_ref},
+            held_out.passages[:answer_limit], author, cfg,
+        )  # fmt: skip
+
+    # 3. RAG (skipped when the voice check already failed: the answer would not change).
     rag_ok = True
     if rag_limit <= 0:
         reasons.append("RAG check skipped (rag_limit=0)")
@@ -189,13 +245,67 @@ def evaluate_candidate(
             result["metrics"]["rag"] = rag
             rag_ok, rag_reasons = _compare_rag(rag["candidate"], rag["reference"], rag_tolerance)
             reasons.extend(rag_reasons)
-    result["promote"] = voice_ok and rag_ok
+    result["promote"] = voice_ok and answers_ok and rag_ok
     reasons.insert(
         0,
         f"{'PROMOTE' if result['promote'] else 'REFUSE'} {name}@{version} "
         f"(compared with {reference_role} {reference_ref})",
     )
     return _finish(result, record)
+
+
+def _improvement(reference: float, candidate: float) -> float:
+    return (reference - candidate) / reference if reference else 0.0
+
+
+def _check_answers(
+    result: dict[str, Any],
+    refs: dict[str, str],
+    passages: list[Any],
+    author: str,
+    cfg: Settings,
+) -> bool:
+    """Greedy answers of each model to the held-out requests; compare degenerate shares."""
+    from core.llm import get_llm
+    from core.prompts import twin_messages
+    from evals.answer_quality import degenerate_reasons
+
+    shares: dict[str, float] = {}
+    report: dict[str, Any] = {}
+    for role, ref in refs.items():
+        try:
+            llm = get_llm(ref)
+            answers = [
+                llm.generate(
+                    twin_messages(p.instruction, p.context, author),
+                    max_new_tokens=cfg.EVALS_GATE_ANSWER_MAX_TOKENS,
+                    temperature=0.0,
+                    sentence_grace=48,
+                )
+                for p in passages
+            ]
+        except Exception as exc:  # noqa: BLE001 - a gate refuses, it does not crash promote
+            result["reasons"].append(f"answers: {role} {ref} could not answer: {exc}")
+            return False
+        why = [degenerate_reasons(a) for a in answers]
+        shares[role] = sum(bool(w) for w in why) / len(answers)
+        report[role] = {
+            "backend": getattr(llm, "backend", ""),
+            "degenerate_share": shares[role],
+            "answers": [
+                {"text": a[:400], "degenerate": w} for a, w in zip(answers, why, strict=True)
+            ],
+        }
+    result["metrics"]["answers"] = report
+    candidate = shares.pop("candidate")
+    role, reference = next(iter(shares.items()))
+    ok = candidate <= reference + cfg.EVALS_GATE_DEGENERATE_TOLERANCE
+    result["reasons"].append(
+        f"answers: {candidate:.0%} of the candidate's {len(passages)} greedy answers are "
+        f"degenerate vs {reference:.0%} of {role}'s ({'ok' if ok else 'worse'}; tolerance "
+        f"{cfg.EVALS_GATE_DEGENERATE_TOLERANCE:.0%})"
+    )
+    return ok
 
 
 def _finish(result: dict[str, Any], record: bool) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Two perplexities on the author's held-out passages (lower = the text is less sur
 the model):
 - `*_perplexity` — on the ANSWER tokens only, under the exact prompt the model is trained
   and served with (`core.prompts.render_training_example`: system prompt, instruction,
-  context); this is the number the gate compares.
+  context). Also per WORD of those answers (`template_word`): the NLL of a text does not
+  depend on how a tokenizer cuts it, so this compares models with different tokenizers —
+  the number the gate compares (the served Qwen against a fine-tuned SmolLM2, say).
 - `raw_perplexity` — on the passage text alone, no prompt (language-model fit to the prose).
 Perplexity is pooled over the corpus: exp(total NLL / total scored tokens).
 
@@ -218,52 +220,38 @@ def resolve_refs(
 # --------------------------------------------------------------------------- perplexity
 
 
-def _nll(model: Any, ids: list[int], score_from: int) -> tuple[float, int]:
-    """Summed NLL of ids[score_from:] given everything before them."""
-    import torch
-
-    if len(ids) < 2 or score_from >= len(ids):
-        return 0.0, 0
-    input_ids = torch.tensor([ids])
-    with torch.no_grad():
-        logits = model(input_ids=input_ids).logits[0, :-1].float()
-    targets = input_ids[0, 1:]
-    start = max(score_from - 1, 0)
-    loss = torch.nn.functional.cross_entropy(logits[start:], targets[start:], reduction="sum")
-    return float(loss), len(ids) - 1 - start
-
-
 def template_nll(
     model: Any,
     tokenizer: Any,
     passage: Passage,
     author: str,
     max_length: int = DEFAULT_MAX_LENGTH,
-) -> tuple[float, int]:
+) -> tuple[float, int, int]:
     """NLL of the answer tokens under the training/serving prompt: the training encoder
-    itself (`finetune.train.encode_example`: render_training_example, completion-only labels,
-    same truncation), so eval and training score exactly the same tokens."""
-    from finetune.train import encode_example
+    itself (`finetune.train_data.encode_example`: render_training_example, completion-only
+    labels, same truncation), so eval and training score exactly the same tokens.
+    Returns (NLL, scored tokens, words of the scored text)."""
+    from finetune.perplexity import sequence_nll
+    from finetune.train_data import encode_example
 
     item = encode_example(
         tokenizer, passage.instruction, passage.answer, passage.context, author, max_length
     )
     if item is None:
-        return 0.0, 0
+        return 0.0, 0, 0
     n_prompt = sum(1 for label in item["labels"] if label == -100)
-    return _nll(model, item["input_ids"], n_prompt)
+    nll, n = sequence_nll(model, item["input_ids"], n_prompt)
+    scored = tokenizer.decode(item["input_ids"][n_prompt:], skip_special_tokens=True)
+    return nll, n, len(scored.split())
 
 
 def raw_nll(
     model: Any, tokenizer: Any, text: str, max_length: int = DEFAULT_MAX_LENGTH
 ) -> tuple[float, int]:
     """NLL of the text alone, in consecutive windows of `max_length` tokens."""
-    ids = tokenizer(text.strip())["input_ids"]
-    total, count = 0.0, 0
-    for start in range(0, len(ids), max_length):
-        nll, n = _nll(model, ids[start : start + max_length], 1)
-        total, count = total + nll, count + n
-    return total, count
+    from finetune.perplexity import document_nll
+
+    return document_nll(model, tokenizer, text, max_length)
 
 
 def _ppl(total: float, count: int) -> float:
@@ -296,14 +284,16 @@ def model_perplexities(
     if key in _PPL_CACHE:
         return dict(_PPL_CACHE[key])
     model, tokenizer = load_causal_lm(path)
-    t_total = t_count = r_total = r_count = 0.0
+    t_total = t_count = t_words = r_total = r_count = 0.0
     for passage in passages:
-        nll, n = template_nll(model, tokenizer, passage, author, max_length)
-        t_total, t_count = t_total + nll, t_count + n
+        nll, n, words = template_nll(model, tokenizer, passage, author, max_length)
+        t_total, t_count, t_words = t_total + nll, t_count + n, t_words + words
         nll, n = raw_nll(model, tokenizer, passage.answer, max_length)
         r_total, r_count = r_total + nll, r_count + n
     result: dict[str, float | int] = {
         "template": _ppl(t_total, int(t_count)),
+        # Per word of the scored answers: comparable across tokenizers (the gate's measure).
+        "template_word": _ppl(t_total, int(t_words)),
         "raw": _ppl(r_total, int(r_count)),
         "template_tokens": int(t_count),
         "raw_tokens": int(r_count),
@@ -412,6 +402,7 @@ def run_voice_eval(
         if prod_ppl
         else None,
         "raw_perplexity": {role: _round(float(r["raw"])) for role, r in results.items()},
+        "word_perplexity": {role: _round(float(r["template_word"])) for role, r in results.items()},
         "perplexity_template": "training encoding (core.prompts.render_training_example), answer tokens only",
     }
     if n_samples > 0:

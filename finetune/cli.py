@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -41,39 +42,65 @@ def _print(data: Any, as_json: bool) -> None:
 
 
 def _add_train_args(p: argparse.ArgumentParser, with_author: bool = True) -> None:
-    from core.settings import OFFLINE_TRAIN_BASE
+    # One set of defaults: TrainConfig's (chosen by benchmarks/finetune.py).
+    from finetune.export import GGUF_TYPES
+    from finetune.sft import PRECISIONS
+    from finetune.train import TrainConfig
+    from finetune.train_data import OBJECTIVES
 
+    d = TrainConfig(author="")
     if with_author:
         p.add_argument("--author", required=True, help="author full name (as ingested)")
-    p.add_argument("--method", choices=("sft", "dpo"), default="sft")
+    p.add_argument("--method", choices=("sft", "dpo"), default=d.method)
     p.add_argument(
         "--base-model",
-        default=OFFLINE_TRAIN_BASE,
+        default=d.base_model,
         help="HF id, local folder, .gguf, offline:… or registry:NAME@TAG",
     )
     p.add_argument("--dataset-version", default=None, help="default: the author's latest")
-    p.add_argument("--max-steps", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--seq-len", type=int, default=512)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--lora-r", type=int, default=8)
-    p.add_argument("--lora-alpha", type=int, default=16)
-    p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument("--max-steps", type=int, default=d.max_steps)
     p.add_argument(
-        "--target-modules", default="q_proj,k_proj,v_proj,o_proj", help='comma list or "all-linear"'
+        "--max-minutes",
+        type=float,
+        default=d.max_minutes,
+        help="wall-clock budget of the training loop: fewer steps (still annealed) when the "
+        "CPU is too busy for --max-steps; 0 = no budget",
     )
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum)
+    p.add_argument("--seq-len", type=int, default=d.seq_len)
+    p.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=d.objective,
+        help="mix: the author's documents as raw text + the instruct pairs",
+    )
+    p.add_argument(
+        "--no-packing", action="store_true", help="pad examples instead of packing blocks"
+    )
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
+    p.add_argument("--lr", type=float, default=d.learning_rate)
+    p.add_argument("--lora-r", type=int, default=d.lora_r)
+    p.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
+    p.add_argument("--lora-dropout", type=float, default=d.lora_dropout)
+    p.add_argument("--target-modules", default=d.target_modules, help='comma list or "all-linear"')
     p.add_argument(
         "--quantization",
         choices=("auto", "4bit", "none"),
-        default="auto",
-        help="auto: QLoRA 4-bit nf4 when CUDA is present, fp32 LoRA on CPU",
+        default=d.quantization,
+        help="auto: QLoRA 4-bit nf4 when CUDA is present, LoRA on CPU",
     )
-    p.add_argument("--beta", type=float, default=0.1, help="DPO beta")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--name", default="twin", help="registry model name")
+    p.add_argument("--beta", type=float, default=d.beta, help="DPO beta")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--name", default=d.registry_name, help="registry model name")
     p.add_argument("--no-gguf", action="store_true", help="skip the GGUF export")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: LLM_THREADS/all)")
+    p.add_argument(
+        "--gguf-type",
+        choices=sorted(GGUF_TYPES),
+        default=d.gguf_type,
+        help="llama.cpp quantization of the served GGUF",
+    )
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (0: all)")
 
 
 def _train_config(args: argparse.Namespace, author: str = "") -> Any:
@@ -85,9 +112,13 @@ def _train_config(args: argparse.Namespace, author: str = "") -> Any:
         base_model=args.base_model,
         dataset_version=getattr(args, "dataset_version", None),
         max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
         seq_len=args.seq_len,
+        objective=args.objective,
+        packing=not args.no_packing,
+        precision=args.precision,
         learning_rate=args.lr,
         lora_r=args.lora_r,
         lora_alpha=args.lora_alpha,
@@ -98,6 +129,7 @@ def _train_config(args: argparse.Namespace, author: str = "") -> Any:
         seed=args.seed,
         registry_name=args.name,
         export_gguf=not args.no_gguf,
+        gguf_type=args.gguf_type,
         threads=args.threads,
     )
 
@@ -172,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # OpenMP threads that spin while waiting collapse when other jobs share the cores: LoRA
+    # steps ran 2.5x slower than with sleeping waits on a loaded 2-core machine
+    # (benchmarks/finetune.py notes). Read once, when torch first loads OpenMP.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from core.telemetry import disable_third_party_telemetry
+
+    disable_third_party_telemetry()
     from core.logs import setup_cli_logging
 
     setup_cli_logging(args.verbose)
@@ -260,7 +299,9 @@ def _dataset(args: argparse.Namespace) -> int:
         "counts": instruct.manifest.get("counts"),
     }
     if args.kind in ("preference", "all"):
-        pref = fds.build_preference_dataset(
+        from finetune.preferences import build_preference_dataset
+
+        pref = build_preference_dataset(
             args.author,
             params=params,
             base_model=args.base_model,

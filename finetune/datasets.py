@@ -1,28 +1,20 @@
-"""Versioned instruction and preference datasets built from one author's cleaned documents.
+"""Versioned instruction datasets built from one author's cleaned documents.
 
 `python -m finetune dataset build --author NAME [--kind instruct|preference|all]`
 
 Source: the `cleaned_articles|posts|repositories` Qdrant collections (payload-only points,
 payload = `core.domain.CleanedDocument`), filtered on the author's full name or id.
 
-Instruct pairs: the ANSWER is the author's own text — a paragraph-aligned passage of an
-article (~60–400 words, split at headings/paragraphs, long paragraphs at sentences), a whole
-post (long posts split the same way), or a source file of a repository (big files split at
-top-level blocks). The INSTRUCTION is what the passage answers ("Write a LinkedIn post
-about …", "Write an article section explaining …", "Write the Python code for `path` …"),
-written by the generator LLM and checked (length, ASCII, refusal/meta text, repetition,
-topicality, no copied answer); failures fall back to deterministic templates.
-Quality filters on answers: length, English (ASCII share + langdetect), garbage (letter
-share, runs of one character), exact dedupe (normalised hash) and near-dedupe (5-gram
-shingle Jaccard). Split per category by DOCUMENT: sha256(document_id) → a fraction in [0, 1);
-documents below `test_fraction` go to "test" (at least one per category with ≥ 2 documents:
-the lowest hash), so no document is in both splits.
+Instruct pairs: the ANSWER is the author's own text, a passage (`finetune.passages`: how
+documents are cut and which passages the quality filters keep). The INSTRUCTION is what the
+passage answers ("Write a LinkedIn post about …", "Write an article section explaining …",
+"Write the Python code for `path` …"), written by the generator LLM and checked (length,
+ASCII, refusal/meta text, repetition, topicality, no copied answer); failures fall back to
+deterministic templates. Split per category by DOCUMENT: sha256(document_id) → a fraction
+in [0, 1); documents below `test_fraction` go to "test" (at least one per category with ≥ 2
+documents: the lowest hash), so no document is in both splits.
 
-Preference pairs: prompt = an instruct pair's instruction, chosen = the author's answer,
-rejected = what the BASE model writes for the same instruction with no persona; plus
-`/feedback` records (`core.feedback.load_feedback()`, when the server helper's module and
-records exist): well-rated answers are chosen, poorly rated ones rejected (a request with
-only a well-rated answer gets the base model's answer as rejected).
+Preference pairs (DPO) are built on an instruct version by `finetune.preferences`.
 
 Versions: the id is a hash of the source document ids + content hashes, the generator
 model, the parameters and the builder's own source code, so the same inputs give the same
@@ -39,13 +31,13 @@ import json
 import logging
 import re
 import shutil
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.domain import CLEANED_COLLECTIONS, Category, author_id_for, utcnow
+from core.domain import CLEANED_COLLECTIONS, author_id_for, utcnow
 from core.registry import write_json_atomic
+from finetune.passages import BuildParams, Deduper, answer_problem, passages_for
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +46,10 @@ PREFERENCE = "preference"
 INSTRUCT_COLUMNS = ("instruction", "answer", "context", "document_id", "category", "author")
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected", "source")
 SPLITS = ("train", "test")
-FILE_HEADER = re.compile(r"^# file: (.+)$", re.MULTILINE)
 
 
 class DatasetError(RuntimeError):
     """Nothing to build from, or no dataset version where one was asked for."""
-
-
-@dataclass
-class BuildParams:
-    min_words: int = 60
-    max_words: int = 400
-    min_post_words: int = 20
-    min_code_lines: int = 4
-    max_code_chars: int = 4000
-    test_fraction: float = 0.2
-    near_dup_threshold: float = 0.8
-    instruction_max_new_tokens: int = 40
-    rejected_max_new_tokens: int = 128
-    max_pairs: int = 0  # 0 = no cap; else the first N passages in document order
-    seed: int = 42
 
 
 @dataclass
@@ -104,10 +80,10 @@ def datasets_root() -> Path:
     return get_settings().datasets_dir
 
 
-def _builder_code_version() -> str:
+def builder_code_version() -> str:
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ("datasets.py", "generator.py"):
+    for name in ("datasets.py", "passages.py", "preferences.py", "generator.py"):
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:12]
 
@@ -212,211 +188,6 @@ def load_cleaned_documents(author: str, client: Any = None) -> list[dict[str, An
     return sorted(docs, key=lambda d: (str(d["category"]), str(d["document_id"])))
 
 
-# --- passages ---------------------------------------------------------------------------
-
-
-def _word_count(text: str) -> int:
-    return len(text.split())
-
-
-def _paragraphs(text: str) -> list[str]:
-    """Blank-line separated blocks, keeping fenced code blocks whole."""
-    out: list[str] = []
-    buf: list[str] = []
-    in_fence = False
-    for block in re.split(r"\n\s*\n", text.strip()):
-        buf.append(block)
-        in_fence ^= block.count("```") % 2 == 1
-        if not in_fence:
-            out.append("\n\n".join(buf).strip())
-            buf = []
-    if buf:
-        out.append("\n\n".join(buf).strip())
-    return [p for p in out if p]
-
-
-def _sentence_pieces(paragraph: str, max_words: int) -> list[str]:
-    sentences = re.split(r"(?<=[.!?])\s+", paragraph)
-    pieces, cur = [], []
-    for sentence in sentences:
-        if cur and _word_count(" ".join(cur + [sentence])) > max_words:
-            pieces.append(" ".join(cur))
-            cur = []
-        cur.append(sentence)
-    if cur:
-        pieces.append(" ".join(cur))
-    return pieces
-
-
-def _is_heading(paragraph: str) -> bool:
-    return paragraph.lstrip().startswith("#") and "\n" not in paragraph.strip()
-
-
-def prose_passages(text: str, min_words: int, max_words: int) -> list[dict[str, Any]]:
-    """Paragraph-aligned passages of min..max words; a heading starts a new passage."""
-    passages: list[dict[str, Any]] = []
-    cur: list[str] = []
-    heading = ""
-    cur_heading = ""
-
-    def flush() -> None:
-        nonlocal cur
-        body = "\n\n".join(cur).strip()
-        if body and any(not _is_heading(p) for p in cur):
-            passages.append({"text": body, "heading": cur_heading})
-        cur = []
-
-    for para in _paragraphs(text):
-        if _is_heading(para):
-            if _word_count("\n\n".join(cur)) >= min_words:
-                flush()
-            heading = para.strip().lstrip("#").strip()
-            if not cur or all(_is_heading(p) for p in cur):
-                cur_heading = heading
-            cur.append(para)
-            continue
-        if not cur:
-            cur_heading = heading
-        pieces = [para] if _word_count(para) <= max_words else _sentence_pieces(para, max_words)
-        for piece in pieces:
-            if cur and _word_count("\n\n".join(cur + [piece])) > max_words:
-                flush()
-                cur_heading = heading
-            cur.append(piece)
-    if cur:
-        tail = "\n\n".join(cur)
-        if _word_count(tail) < min_words and passages:
-            merged = passages[-1]["text"] + "\n\n" + tail
-            if _word_count(merged) <= max_words * 1.25:
-                passages[-1]["text"] = merged
-                cur = []
-        if cur:
-            flush()
-    return [p for p in passages if min_words <= _word_count(p["text"]) <= max_words * 1.25]
-
-
-def code_passages(text: str, params: BuildParams) -> list[dict[str, Any]]:
-    """One passage per source file (`# file: path` headers), big files split at blocks."""
-    matches = list(FILE_HEADER.finditer(text))
-    files: list[tuple[str, str]] = []
-    if not matches:
-        files.append(("", text))
-    for i, match in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        files.append((match.group(1).strip(), text[match.end() : end].strip("\n")))
-    out: list[dict[str, Any]] = []
-    for path, body in files:
-        if len([ln for ln in body.splitlines() if ln.strip()]) < params.min_code_lines:
-            continue
-        if len(body) <= params.max_code_chars:
-            out.append({"text": body, "path": path, "symbol": None})
-            continue
-        blocks = re.split(r"\n(?=\S)", body)  # top-level blocks start at column 0
-        cur = ""
-        for block in blocks:
-            if cur and len(cur) + len(block) + 1 > params.max_code_chars:
-                out.append({"text": cur, "path": path, "symbol": _symbol(cur)})
-                cur = ""
-            cur = f"{cur}\n{block}" if cur else block
-        if cur.strip():
-            out.append({"text": cur, "path": path, "symbol": _symbol(cur)})
-    return [p for p in out if len(p["text"]) <= params.max_code_chars * 1.5]
-
-
-def _symbol(code: str) -> str | None:
-    match = re.search(r"^\s*(?:async\s+)?(?:def|class|func|fn|function)\s+(\w+)", code, re.M)
-    return match.group(1) if match else None
-
-
-def passages_for(doc: dict[str, Any], params: BuildParams) -> list[dict[str, Any]]:
-    category = doc["category"]
-    if category == Category.REPOSITORIES.value:
-        return code_passages(doc["content"], params)
-    min_words = params.min_post_words if category == Category.POSTS.value else params.min_words
-    if category == Category.POSTS.value and _word_count(doc["content"]) <= params.max_words:
-        text = doc["content"].strip()
-        return [{"text": text, "heading": ""}] if _word_count(text) >= min_words else []
-    return prose_passages(doc["content"], min_words, params.max_words)
-
-
-# --- quality filters --------------------------------------------------------------------
-
-
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.findall(r"\w+", text))
-
-
-def shingles(text: str, n: int = 5) -> set[str]:
-    tokens = normalise(text).split()
-    if len(tokens) < n:
-        return {" ".join(tokens)}
-    return {" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
-
-
-def _is_english(text: str) -> bool:
-    try:
-        from langdetect import DetectorFactory, detect_langs
-
-        DetectorFactory.seed = 0  # langdetect is random unless seeded
-        langs = detect_langs(text[:2000])
-    except Exception:  # no features (e.g. only numbers): let the other checks decide
-        return True
-    return any(lang.lang == "en" and lang.prob >= 0.5 for lang in langs)
-
-
-def answer_problem(text: str, category: str) -> str | None:
-    """None when the author's passage is a usable answer, else why not."""
-    stripped = text.strip()
-    if not stripped:
-        return "empty"
-    if re.search(r"(.)\1{24,}", stripped):
-        return "garbage:run"
-    non_space = [ch for ch in stripped if not ch.isspace()]
-    if category == Category.REPOSITORIES.value:
-        if "\x00" in stripped or sum(ch.isprintable() for ch in non_space) < 0.95 * len(non_space):
-            return "garbage:binary"
-        return None
-    letters = [ch for ch in non_space if ch.isalpha()]
-    if len(letters) < 0.5 * len(non_space):
-        return "garbage:letters"
-    if sum(ch.isascii() for ch in letters) < 0.9 * len(letters):
-        return "language:non-ascii"
-    prose = re.sub(r"```.*?```", " ", stripped, flags=re.S)
-    if _word_count(prose) >= 20 and not _is_english(prose):
-        return "language:not-english"
-    return None
-
-
-class Deduper:
-    """Exact (normalised hash) and near (shingle Jaccard) duplicate detection."""
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.hashes: set[str] = set()
-        self.kept: list[set[str]] = []
-        self.index: dict[str, list[int]] = {}
-
-    def is_duplicate(self, text: str) -> str | None:
-        digest = hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
-        if digest in self.hashes:
-            return "duplicate:exact"
-        grams = shingles(text)
-        candidates: dict[int, int] = {}
-        for gram in grams:
-            for idx in self.index.get(gram, ()):
-                candidates[idx] = candidates.get(idx, 0) + 1
-        for idx, shared in candidates.items():
-            union = len(grams) + len(self.kept[idx]) - shared
-            if union and shared / union >= self.threshold:
-                return "duplicate:near"
-        self.hashes.add(digest)
-        self.kept.append(grams)
-        for gram in grams:
-            self.index.setdefault(gram, []).append(len(self.kept) - 1)
-        return None
-
-
 # --- splits -----------------------------------------------------------------------------
 
 
@@ -444,7 +215,7 @@ def split_documents(docs: list[dict[str, Any]], test_fraction: float) -> dict[st
 # --- building ---------------------------------------------------------------------------
 
 
-def _save(kind: str, version: str, rows: dict[str, list[dict[str, Any]]], manifest: dict) -> Path:
+def save_version(kind: str, version: str, rows: dict[str, list[dict[str, Any]]], manifest: dict) -> Path:
     import datasets as hf_datasets
     from datasets import Dataset, DatasetDict, Features, Value
 
@@ -472,14 +243,14 @@ def _save(kind: str, version: str, rows: dict[str, list[dict[str, Any]]], manife
     return final
 
 
-def _set_latest(kind: str, author: str, version: str) -> None:
+def set_latest(kind: str, author: str, version: str) -> None:
     write_json_atomic(
         latest_pointer(kind, author),
         {"kind": kind, "author": author, "version": version, "updated_at": utcnow().isoformat()},
     )
 
 
-def _existing(kind: str, version: str, author: str) -> DatasetVersion | None:
+def existing_version(kind: str, version: str, author: str) -> DatasetVersion | None:
     path = datasets_root() / kind / version
     if (path / "manifest.json").exists():
         manifest = json.loads((path / "manifest.json").read_text("utf-8"))
@@ -498,7 +269,7 @@ def build_instruct_dataset(
     progress: bool = False,
 ) -> DatasetVersion:
     """Build (or reuse) the author's instruct dataset version from their cleaned documents."""
-    from core.settings import OFFLINE_TRAIN_BASE
+    from core.settings import OFFLINE_SMOLLM2
     from finetune.generator import GenerationClient, generator_id, make_instruction
 
     params = params or BuildParams()
@@ -509,7 +280,8 @@ def build_instruct_dataset(
             f"no cleaned documents for author {author!r}: ingest their writing first "
             f'(`python -m ingest add SOURCE --author "{author}"`)'
         )
-    generator = generator or OFFLINE_TRAIN_BASE
+    # The small model writes the instructions: one short line per passage, hundreds of them.
+    generator = generator or OFFLINE_SMOLLM2
     gen_id = generator_id(generator) if use_llm else "template"
     sources = [
         {"document_id": str(d["document_id"]), "content_hash": d.get("content_hash", "")}
@@ -521,12 +293,12 @@ def build_instruct_dataset(
         "sources": sources,
         "generator": gen_id,
         "params": asdict(params),
-        "builder": _builder_code_version(),
+        "builder": builder_code_version(),
     }
     version = version_id(identity)
-    found = _existing(INSTRUCT, version, author)
+    found = existing_version(INSTRUCT, version, author)
     if found and not force:
-        _set_latest(INSTRUCT, author, version)
+        set_latest(INSTRUCT, author, version)
         return found
 
     gen_client = (
@@ -595,8 +367,8 @@ def build_instruct_dataset(
             "filtered": rejected,
         },
     }
-    path = _save(INSTRUCT, version, rows, manifest)
-    _set_latest(INSTRUCT, author, version)
+    path = save_version(INSTRUCT, version, rows, manifest)
+    set_latest(INSTRUCT, author, version)
     log.info("instruct dataset %s: %s", version, manifest["counts"])
     return DatasetVersion(INSTRUCT, version, author, path, manifest, built=True)
 
@@ -608,160 +380,3 @@ def _count_by(rows: dict[str, list[dict[str, Any]]], key: str) -> dict[str, dict
             out.setdefault(row[key], {}).setdefault(split, 0)
             out[row[key]][split] += 1
     return out
-
-
-def _feedback_records() -> list[dict[str, Any]]:
-    try:
-        from core.feedback import load_feedback
-    except ImportError:
-        return []
-    try:
-        return list(load_feedback() or [])
-    except Exception as exc:  # a missing/corrupt store means no feedback, not a failed build
-        log.warning("could not read feedback records: %s", exc)
-        return []
-
-
-def _score(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("up", "thumbs_up", "good", "+1", "like"):
-            return 1.0
-        if lowered in ("down", "thumbs_down", "bad", "-1", "dislike"):
-            return 0.0
-        try:
-            value = float(lowered)
-        except ValueError:
-            return None
-    if isinstance(value, int | float):
-        value = float(value)
-        return value / 5.0 if value > 1 else max(0.0, value)
-    return None
-
-
-def _request_text(request: Any) -> str:
-    if isinstance(request, str):
-        return request.strip()
-    if isinstance(request, dict):
-        for key in ("query", "instruction", "prompt", "input"):
-            if isinstance(request.get(key), str):
-                return request[key].strip()
-        messages = request.get("messages")
-        if isinstance(messages, list):
-            return _request_text(messages)
-    if isinstance(request, list):
-        users = [
-            m.get("content", "")
-            for m in request
-            if isinstance(m, dict) and m.get("role", m.get("type")) in ("user", "human")
-        ]
-        return users[-1].strip() if users else ""
-    return ""
-
-
-def feedback_pairs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Group rated answers by request: well-rated → chosen, poorly rated → rejected."""
-    by_request: dict[str, dict[str, list[tuple[float, str]]]] = {}
-    for record in records:
-        request = _request_text(record.get("request"))
-        answer = str(record.get("answer") or "").strip()
-        score = _score(record.get("score"))
-        if not request or not answer or score is None:
-            continue
-        side = "good" if score >= 0.5 else "bad"
-        by_request.setdefault(request, {"good": [], "bad": []})[side].append((score, answer))
-    pairs = []
-    for request in sorted(by_request):
-        good = sorted(by_request[request]["good"], key=lambda t: (-t[0], t[1]))
-        bad = sorted(by_request[request]["bad"], key=lambda t: (t[0], t[1]))
-        if good:
-            pairs.append(
-                {"prompt": request, "chosen": good[0][1], "rejected": bad[0][1] if bad else None}
-            )
-    return pairs
-
-
-def build_preference_dataset(
-    author: str,
-    *,
-    params: BuildParams | None = None,
-    base_model: str | None = None,
-    instruct: DatasetVersion | None = None,
-    use_llm: bool = True,
-    force: bool = False,
-    progress: bool = False,
-    **instruct_kwargs: Any,
-) -> DatasetVersion:
-    """Preference pairs (prompt, chosen = author, rejected = base model) + feedback pairs."""
-    from core.settings import OFFLINE_TRAIN_BASE
-    from finetune.generator import GenerationClient, generator_id, generic_answer
-
-    params = params or BuildParams()
-    author = " ".join(author.split())
-    if instruct is None:
-        instruct = build_instruct_dataset(
-            author, params=params, use_llm=use_llm, progress=progress, **instruct_kwargs
-        )
-    base_model = base_model or OFFLINE_TRAIN_BASE
-    feedback = feedback_pairs(_feedback_records())
-    identity = {
-        "kind": PREFERENCE,
-        "author": author,
-        "instruct_version": instruct.version,
-        "rejected_model": generator_id(base_model) if use_llm else "template",
-        "rejected_max_new_tokens": params.rejected_max_new_tokens,
-        "feedback": hashlib.sha256(json.dumps(feedback, sort_keys=True).encode()).hexdigest(),
-        "builder": _builder_code_version(),
-    }
-    version = version_id(identity)
-    found = _existing(PREFERENCE, version, author)
-    if found and not force:
-        _set_latest(PREFERENCE, author, version)
-        return found
-
-    client = GenerationClient(base_model, cache_dir=datasets_root() / "cache") if use_llm else None
-    dd = instruct.load()
-    rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    for split in SPLITS:
-        items: Any = list(dd[split])
-        if progress:
-            from tqdm import tqdm
-
-            items = tqdm(items, desc=f"rejected answers ({split})", unit="pair")
-        for row in items:
-            rejected = generic_answer(client, row["instruction"], params.rejected_max_new_tokens)
-            rows[split].append(
-                {
-                    "prompt": row["instruction"],
-                    "chosen": row["answer"],
-                    "rejected": rejected,
-                    "source": "author",
-                }
-            )
-    for pair in feedback:
-        rejected = pair["rejected"] or generic_answer(
-            client, pair["prompt"], params.rejected_max_new_tokens
-        )
-        if rejected.strip() == pair["chosen"].strip():
-            continue
-        rows["train"].append({**pair, "rejected": rejected, "source": "feedback"})
-    manifest = {
-        "kind": PREFERENCE,
-        "version": version,
-        "author": author,
-        "created_at": utcnow().isoformat(),
-        "instruct_version": instruct.version,
-        "sources": instruct.manifest.get("sources", []),
-        "generator": identity["rejected_model"],
-        "params": asdict(params),
-        "builder": identity["builder"],
-        "counts": {
-            **{s: len(rows[s]) for s in SPLITS},
-            "feedback_pairs": sum(r["source"] == "feedback" for r in rows["train"]),
-        },
-    }
-    path = _save(PREFERENCE, version, rows, manifest)
-    _set_latest(PREFERENCE, author, version)
-    return DatasetVersion(PREFERENCE, version, author, path, manifest, built=True)

@@ -44,7 +44,8 @@ def dpo_train(
     from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
-    from finetune.train import encode_example, perplexity
+    from finetune.perplexity import perplexity
+    from finetune.train_data import encode_example
 
     train_ds = _rendered(tokenizer, dd["train"], config.author)
     eval_src = dd["test"] if len(dd["test"]) else dd["train"]

@@ -10,8 +10,13 @@ Layout inside a registry version folder:
                            `quantization.json`. Rebuild with `load_int8(folder)`: build the
                            fp32 model from the config, apply the same quantize_dynamic,
                            `load_state_dict` the saved one (no retraining, no merged weights).
-  quantized/model-f16.gguf llama-architecture models only: a GGUF (f16) written with the `gguf`
-                           package, for llama.cpp (`llama-cpp-python`) serving.
+  quantized/model-Q8_0.gguf llama and qwen2 architectures: the merged weights written as an
+                           f16 GGUF with the `gguf` package, then quantized by llama.cpp's own
+                           quantizer (`llama_cpp.llama_model_quantize`); the f16 file is
+                           deleted. `get_llm("registry:NAME@VERSION")` serves it on llama.cpp.
+Q8_0 rather than Q4_K_M: the base weights come dequantized from a Q4 GGUF, so re-quantizing
+to Q4 rounds most of the small LoRA deltas back onto the base's own grid
+(benchmarks/finetune.py `--gguf-check` measured the perplexity each format keeps).
 """
 
 from __future__ import annotations
@@ -24,7 +29,17 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 INT8_FILE = "model_int8.pt"
-GGUF_FILE = "model-f16.gguf"
+GGUF_TYPES = {"Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17}  # llama.cpp's enum llama_ftype
+DEFAULT_GGUF_TYPE = "Q8_0"
+# GGUF architectures the writer below knows: HF model_type → (gguf arch, permute Q/K).
+# llama.cpp's converter permutes Q/K for llama only (HF rotate-half → GGML interleaved RoPE).
+GGUF_ARCHS = {"llama": ("LLAMA", True), "qwen2": ("QWEN2", False)}
+
+
+def gguf_file(gguf_type: str = DEFAULT_GGUF_TYPE) -> str:
+    return f"model-{gguf_type}.gguf"
+
+
 _CONFIG_FILES = (
     "config.json",
     "generation_config.json",
@@ -144,7 +159,7 @@ def _tokenizer_fields_from_gguf(path: Path) -> list[tuple[str, Any, Any]]:
     return fields
 
 
-def _tokenizer_fields_from_hf(merged_dir: Path) -> list[tuple[str, Any, Any]]:
+def _tokenizer_fields_from_hf(merged_dir: Path, model_type: str) -> list[tuple[str, Any, Any]]:
     """gpt2-style BPE tokenizer metadata from tokenizer.json (byte-level BPE models)."""
     import gguf
 
@@ -168,6 +183,8 @@ def _tokenizer_fields_from_hf(merged_dir: Path) -> list[tuple[str, Any, Any]]:
     A, S, U = gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING, gguf.GGUFValueType.UINT32
     fields: list[tuple[str, Any, Any]] = [
         ("tokenizer.ggml.model", "gpt2", (S, None)),
+        # llama.cpp's pre-tokenizer: qwen2 has its own regex; "default" is GPT-2's.
+        ("tokenizer.ggml.pre", "qwen2" if model_type == "qwen2" else "default", (S, None)),
         ("tokenizer.ggml.tokens", tokens, (A, S)),
         ("tokenizer.ggml.token_type", [int(t) for t in types], (A, gguf.GGUFValueType.INT32)),
         ("tokenizer.ggml.merges", merges, (A, S)),
@@ -184,7 +201,7 @@ def _tokenizer_fields_from_hf(merged_dir: Path) -> list[tuple[str, Any, Any]]:
 
 
 def export_gguf(merged_dir: Path, out_path: Path, tokenizer_gguf: Path | None = None) -> Path:
-    """Write a llama-architecture merged model as an f16 GGUF (llama.cpp tensor layout).
+    """Write a merged llama/qwen2 model as an f16 GGUF (llama.cpp tensor layout).
 
     Tokenizer metadata is copied from `tokenizer_gguf` (the base model's GGUF, when the base
     came from one: fine-tuning never changes the tokenizer) or built from tokenizer.json.
@@ -195,8 +212,10 @@ def export_gguf(merged_dir: Path, out_path: Path, tokenizer_gguf: Path | None = 
     from safetensors.torch import load_file
 
     config = json.loads((merged_dir / "config.json").read_text("utf-8"))
-    if config.get("model_type") != "llama":
-        raise ValueError(f"GGUF export supports llama models, not {config.get('model_type')!r}")
+    model_type = config.get("model_type")
+    if model_type not in GGUF_ARCHS:
+        raise ValueError(f"GGUF export supports {sorted(GGUF_ARCHS)} models, not {model_type!r}")
+    arch_name, permute = GGUF_ARCHS[model_type]
     n_layer = int(config["num_hidden_layers"])
     n_head = int(config["num_attention_heads"])
     n_kv = int(config.get("num_key_value_heads") or n_head)
@@ -208,9 +227,10 @@ def export_gguf(merged_dir: Path, out_path: Path, tokenizer_gguf: Path | None = 
     if "lm_head.weight" not in state and not config.get("tie_word_embeddings", False):
         raise ValueError("merged weights have no lm_head")
 
-    arch = gguf.MODEL_ARCH.LLAMA
+    arch = getattr(gguf.MODEL_ARCH, arch_name)
     name_map = gguf.get_tensor_name_map(arch, n_layer)
     tmp = out_path.with_suffix(".tmp")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(tmp), gguf.MODEL_ARCH_NAMES[arch])
     writer.add_name(merged_dir.parent.name or "twin")
     writer.add_context_length(int(config.get("max_position_embeddings", 2048)))
@@ -231,7 +251,7 @@ def export_gguf(merged_dir: Path, out_path: Path, tokenizer_gguf: Path | None = 
     fields = (
         _tokenizer_fields_from_gguf(tokenizer_gguf)
         if tokenizer_gguf and Path(tokenizer_gguf).exists()
-        else _tokenizer_fields_from_hf(merged_dir)
+        else _tokenizer_fields_from_hf(merged_dir, model_type)
     )
     for key, value, (vtype, _sub) in fields:
         if vtype == gguf.GGUFValueType.ARRAY:
@@ -241,16 +261,17 @@ def export_gguf(merged_dir: Path, out_path: Path, tokenizer_gguf: Path | None = 
 
     for hf_name in sorted(state):
         tensor = state[hf_name].to(torch.float32)
-        if hf_name.endswith("q_proj.weight"):
+        if permute and hf_name.endswith("q_proj.weight"):
             tensor = _permute_qk(tensor, n_head)
-        elif hf_name.endswith("k_proj.weight"):
+        elif permute and hf_name.endswith("k_proj.weight"):
             tensor = _permute_qk(tensor, n_kv)
         mapped = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if mapped is None:
             log.info("GGUF export: skipping tensor %s", hf_name)
             continue
         data = tensor.numpy()
-        # 1-D tensors (norms) stay f32, matrices go to f16, as llama.cpp's converter does.
+        # 1-D tensors (norms, biases) stay f32, matrices go to f16, as llama.cpp's converter
+        # does.
         data = data.astype(np.float32 if data.ndim == 1 else np.float16)
         writer.add_tensor(mapped, data)
     writer.write_header_to_file()
@@ -259,3 +280,57 @@ def export_gguf(merged_dir: Path, out_path: Path, tokenizer_gguf: Path | None = 
     writer.close()
     tmp.rename(out_path)
     return out_path
+
+
+def quantize_gguf(source: Path, out_path: Path, gguf_type: str = DEFAULT_GGUF_TYPE) -> Path:
+    """Quantize an f16 GGUF with llama.cpp's own quantizer (`llama_model_quantize`)."""
+    import llama_cpp
+
+    if gguf_type not in GGUF_TYPES:
+        raise ValueError(f"unknown GGUF type {gguf_type!r}; choose one of {sorted(GGUF_TYPES)}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = GGUF_TYPES[gguf_type]
+    params.nthread = 0  # all cores
+    tmp = out_path.with_suffix(".tmp")
+    code = llama_cpp.llama_model_quantize(
+        str(source).encode("utf-8"), str(tmp).encode("utf-8"), params
+    )
+    if code != 0 or not tmp.exists():
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"llama.cpp could not quantize {source} to {gguf_type} (code {code})")
+    tmp.rename(out_path)
+    return out_path
+
+
+def export_quantized_gguf(
+    merged_dir: Path,
+    out_dir: Path,
+    tokenizer_gguf: Path | None = None,
+    gguf_type: str = DEFAULT_GGUF_TYPE,
+) -> Path:
+    """merged/ → f16 GGUF → `gguf_type` GGUF in `out_dir` (the f16 intermediate is removed)."""
+    f16 = export_gguf(merged_dir, out_dir / "model-f16.gguf", tokenizer_gguf)
+    try:
+        return quantize_gguf(f16, out_dir / gguf_file(gguf_type), gguf_type)
+    finally:
+        f16.unlink(missing_ok=True)
+
+
+def source_gguf(base_model: str) -> Path | None:
+    """The GGUF a base model came from (following registry versions down to their offline
+    base), whose tokenizer metadata the export copies."""
+    from core.models import OFFLINE_LLMS, offline_llm_gguf
+    from core.registry import RegistryError, get_registry
+
+    seen: set[str] = set()
+    while base_model.startswith("registry:") and base_model not in seen:
+        seen.add(base_model)
+        try:
+            base_model = get_registry().resolve(base_model).manifest.get("base_model") or ""
+        except RegistryError:
+            return None
+    if base_model in OFFLINE_LLMS:
+        return offline_llm_gguf(base_model)
+    if base_model.endswith(".gguf") and Path(base_model).exists():
+        return Path(base_model)
+    return None

@@ -21,11 +21,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 DEFAULT_EXPERIMENT = "twin-finetune"
 
-# MLflow phones home / prints hints unless told not to; keep it quiet and offline.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
 
 def tracking_dir() -> Path:
     from core.settings import get_settings
@@ -48,6 +43,9 @@ def _is_local(uri: str) -> bool:
 
 
 def get_client() -> Any:
+    from core.telemetry import disable_third_party_telemetry
+
+    disable_third_party_telemetry()  # before MLflow reads its settings
     import mlflow
     from mlflow.tracking import MlflowClient
 

@@ -38,7 +38,7 @@ def _run_context() -> Any:
 
 
 def _default_max_per_document() -> int:
-    from retrievers.search import DEFAULT_MAX_PER_DOCUMENT
+    from retrievers.variants import DEFAULT_MAX_PER_DOCUMENT
 
     return DEFAULT_MAX_PER_DOCUMENT
 
@@ -74,6 +74,12 @@ class Configuration:
     # Answers may run this many tokens past max_new_tokens to end on a full sentence.
     sentence_grace: int = 48
     history_messages: Annotated[int, {"description": "prior chat messages in the prompt"}] = 6
+    # The first N reranked passages as few-shot example turns in the author's voice instead
+    # of context excerpts (core.prompts.style_examples), each clipped to a token budget.
+    style_examples: Annotated[
+        int, {"description": "passages shown as the author's example answers (0: none)"}
+    ] = 0
+    style_example_tokens: int = 200
 
     # Self-query: deterministic extraction always runs; the LLM's JSON is used only where it
     # validates (a real author, a known category/platform, parseable dates). Off by default:

@@ -35,6 +35,8 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float | None]] = {
     "temperature": (0.0, 2.0),
     "sentence_grace": (0, 128),
     "history_messages": (0, 50),
+    "style_examples": (0, 20),
+    "style_example_tokens": (16, 2000),
     "self_query_max_new_tokens": (1, 256),
     "expand_max_new_tokens": (1, 256),
     "expand_timeout_s": (0.0, 30.0),

@@ -372,14 +372,22 @@ def _history(state: State, limit: int) -> list[dict[str, str]]:
 
 def build_messages(state: State, cfg: Configuration) -> list[dict[str, str]]:
     """The twin prompt for this turn: `core.prompts.twin_messages`, the training format."""
+    from core.prompts import style_examples
+
     context_docs = state.get("context") or []
-    context = format_context([d.page_content for d in context_docs])
+    shown = context_docs[: max(cfg.style_examples, 0)]
+    examples = style_examples(
+        [(d.metadata.get("title") or "", d.page_content) for d in shown],
+        cfg.style_example_tokens,
+    )
+    context = format_context([d.page_content for d in context_docs[len(shown) :]])
     author = (state.get("filters") or {}).get("author") or cfg.author or ""
     messages = twin_messages(
         state.get("request") or "",
         context=context,
         author=author,
         history=_history(state, cfg.history_messages),
+        examples=examples,
     )
     if cfg.system_prompt != SYSTEM_PROMPT:
         messages[0]["content"] = cfg.system_prompt.replace("{author}", author or "the author")

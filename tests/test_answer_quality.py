@@ -110,5 +110,10 @@ def test_attribution_tells_two_writing_styles_apart() -> None:
         "Moreover, the board shall deliberate upon the amendment notwithstanding delays.",
         "lol ok gonna ship it tonight, prob fine haha",
     ]) == ["Formal", "Casual"]  # fmt: skip
+    formal_text = "Moreover, the board shall deliberate upon the amendment notwithstanding delays."
+    p_formal, p_casual = clf.probability([formal_text] * 2, ["Formal", "Casual"])
+    assert p_formal > 0.5 > p_casual and p_formal + p_casual == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="Nobody"):
+        clf.probability([formal_text], ["Nobody"])
     with pytest.raises(ValueError, match="two authors"):
         AuthorshipClassifier().fit(formal, ["Formal"] * 12)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from finetune import datasets as fds
-from finetune import demo_corpus
+from finetune import demo_corpus, preferences
+from finetune import passages as fps
 from finetune.generator import check_instruction, template_instruction
 
 AUTHOR = demo_corpus.AUTHOR
@@ -96,14 +97,14 @@ def test_quality_filters():
         "bygga tråkiga omförsök. Man lär sig det klockan tre på natten när kaffet har "
         "kallnat och ingen annan är vaken. Det är en del av jobbet."
     )
-    assert fds.answer_problem(swedish, "posts").startswith("language")
-    assert fds.answer_problem("1234 5678 !!!! ???? 9999 ---- " * 5, "posts") == "garbage:letters"
-    assert fds.answer_problem("a" * 40, "articles") == "garbage:run"
-    assert fds.answer_problem("def f():\n    return 1\n", "repositories") is None
+    assert fps.answer_problem(swedish, "posts").startswith("language")
+    assert fps.answer_problem("1234 5678 !!!! ???? 9999 ---- " * 5, "posts") == "garbage:letters"
+    assert fps.answer_problem("a" * 40, "articles") == "garbage:run"
+    assert fps.answer_problem("def f():\n    return 1\n", "repositories") is None
     english = demo_corpus.post_text(*demo_corpus.TOPICS[0], 0)
-    assert fds.answer_problem(english, "posts") is None
+    assert fps.answer_problem(english, "posts") is None
 
-    dedupe = fds.Deduper(0.8)
+    dedupe = fps.Deduper(0.8)
     assert dedupe.is_duplicate(english) is None
     assert dedupe.is_duplicate(english.upper()) == "duplicate:exact"
     near = english.replace("Ship small.", "Ship smaller.")
@@ -124,14 +125,14 @@ def test_quality_filters():
 def test_passages_are_paragraph_aligned():
     title, sentences = demo_corpus.TOPICS[1]
     text = demo_corpus.article_text(title, sentences)
-    passages = fds.prose_passages(text, 60, 400)
+    passages = fps.prose_passages(text, 60, 400)
     assert len(passages) == 3
     for p in passages:
         assert p["heading"] in ("The problem", "What I do instead", "What to take away")
         assert 60 <= len(p["text"].split()) <= 400
         assert p["text"] in text  # whole paragraphs, verbatim
     code = "# file: a.py\n" + "\n".join(f"x{i} = {i}" for i in range(6)) + "\n# file: b.py\nx = 1\n"
-    files = fds.code_passages(code, fds.BuildParams())
+    files = fps.code_passages(code, fds.BuildParams())
     assert [f["path"] for f in files] == ["a.py"]  # b.py is too short
 
 
@@ -157,7 +158,7 @@ def test_preference_dataset_with_feedback(data_dir):
         answer="Retries are an important topic that many people are interested in.",
     )  # fmt: skip
     params = fds.BuildParams(rejected_max_new_tokens=24)
-    pref = fds.build_preference_dataset(AUTHOR, params=params, instruct=instruct)
+    pref = preferences.build_preference_dataset(AUTHOR, params=params, instruct=instruct)
     dd = pref.load()
     assert dd["train"].column_names == list(fds.PREFERENCE_COLUMNS)
     author_rows = [r for r in dd["train"] if r["source"] == "author"]
@@ -175,13 +176,13 @@ def test_preference_dataset_with_feedback(data_dir):
     ]
     assert pref.manifest["counts"]["feedback_pairs"] == 1
     assert pref.manifest["instruct_version"] == instruct.version
-    again = fds.build_preference_dataset(AUTHOR, params=params, instruct=instruct)
+    again = preferences.build_preference_dataset(AUTHOR, params=params, instruct=instruct)
     assert again.version == pref.version and not again.built
 
 
 def test_feedback_pairs_without_store_or_ratings():
-    assert fds.feedback_pairs([]) == []
-    pairs = fds.feedback_pairs(
+    assert preferences.feedback_pairs([]) == []
+    pairs = preferences.feedback_pairs(
         [
             {
                 "request": {"messages": [{"role": "user", "content": "Q?"}]},

@@ -60,6 +60,7 @@ def test_perplexity_finite_and_equal_for_the_base_itself(data_dir: Path, tmp_pat
     report = run_voice_eval(
         author=AUTHOR,
         candidate=BASE_REF,
+        base=BASE_REF,  # the small model as both (the default base is the 0.5B one)
         passages_file=write_passages_file(tmp_path / "passages.jsonl"),
         n_samples=0,
     )

@@ -1,5 +1,8 @@
-"""The promotion gate with real models: a worse candidate is refused, a better one promoted,
-and every decision says why."""
+"""The promotion gate with real models: a candidate must beat what is served now (and its own
+base); a worse one is refused, a better one promoted, and every decision says why.
+
+The served model here is the small offline SmolLM2 (`LLM_MODEL`), so that no test needs the
+0.5B default in torch."""
 
 from __future__ import annotations
 
@@ -33,35 +36,71 @@ def base_dir(data_dir: Path) -> Path:
     return Path(resolve_llm_path(BASE_REF))
 
 
-def test_worse_candidate_refused_against_base(data_dir: Path, perturbed_model: Path) -> None:
+@pytest.fixture
+def served_smollm2(monkeypatch: pytest.MonkeyPatch) -> str:
+    from core.settings import reset_settings
+
+    monkeypatch.setenv("LLM_MODEL", BASE_REF)
+    reset_settings()
+    return BASE_REF
+
+
+def test_served_reference_is_what_answers_now(data_dir: Path, base_dir: Path, monkeypatch) -> None:
+    from core.settings import OFFLINE_LLM_FALLBACK, reset_settings
+    from evals.gate import served_reference
+
+    # Nothing accepted yet: the default LLM_MODEL (registry:twin@accepted) serves the fallback.
+    assert served_reference("twin") == (OFFLINE_LLM_FALLBACK, "served default")
+    register_version("twin", "v1", base_dir, tag="accepted")
+    assert served_reference("twin") == ("registry:twin@v1", "production")
+    monkeypatch.setenv("LLM_MODEL", BASE_REF)  # a model outside the registry is served
+    reset_settings()
+    assert served_reference("twin") == (BASE_REF, "served")
+
+
+def test_worse_candidate_refused_against_the_served_model(
+    data_dir: Path, perturbed_model: Path, served_smollm2: str
+) -> None:
     from evals.gate import evaluate_candidate
 
     write_instruct_dataset(data_dir, "ds-1")
     register_version("twin", "v1", perturbed_model, dataset_version="ds-1")
     result = evaluate_candidate("twin", "v1", rag_limit=0)
     assert result["promote"] is False
-    assert result["reference_role"] == "base"
+    assert result["reference_role"] == "served" and result["reference"] == BASE_REF
     voice = result["metrics"]["voice"]
-    assert voice["candidate_perplexity"] > voice["base_perplexity"]
+    assert voice["candidate_perplexity"] > voice["served_perplexity"]
+    assert voice["token_perplexity"]["candidate"] > voice["token_perplexity"]["base"]
     assert voice["passages_source"] == "dataset:ds-1"
-    assert any("does not beat base" in r for r in result["reasons"])
+    assert any("does not beat served" in r for r in result["reasons"])
+    assert any("answer check skipped" in r for r in result["reasons"])
     # Recorded: JSON report and a run in the experiment tracker.
     report = json.loads(Path(result["recorded"]["report_path"]).read_text())
     assert report["promote"] is False and report["version"] == "v1"
 
 
 def test_better_candidate_promoted_over_production(
-    data_dir: Path, perturbed_model: Path, base_dir: Path
+    data_dir: Path, perturbed_model: Path, base_dir: Path, monkeypatch
 ) -> None:
     from evals.gate import evaluate_candidate
 
+    monkeypatch.setenv("EVALS_GATE_ANSWER_MAX_TOKENS", "48")
+    from core.settings import reset_settings
+
+    reset_settings()
     write_instruct_dataset(data_dir, "ds-1")
     register_version("twin", "v1", perturbed_model, tag="accepted", dataset_version="ds-1")
-    register_version("twin", "v2", base_dir, tag="candidate", dataset_version="ds-1")
-    result = evaluate_candidate("twin", "v2", rag_limit=1)
+    register_version(
+        "twin", "v2", base_dir, dataset_version="ds-1", base_model=str(perturbed_model)
+    )
+    result = evaluate_candidate("twin", "v2", rag_limit=1, answer_limit=2)
     assert result["reference_role"] == "production"
     assert result["reference"] == "registry:twin@v1"
     assert result["metrics"]["voice"]["relative_improvement"] > 0.2
+    assert result["metrics"]["voice"]["relative_improvement_vs_base"] > 0.2
+    answers = result["metrics"]["answers"]
+    assert len(answers["candidate"]["answers"]) == 2 and answers["production"]["answers"]
+    assert any(r.startswith("answers: ") and "(ok;" in r for r in result["reasons"])
     rag = result["metrics"]["rag"]
     assert set(rag) == {"candidate", "reference"}
     assert any(r.startswith("RAG recall@k") for r in result["reasons"])
@@ -69,8 +108,27 @@ def test_better_candidate_promoted_over_production(
     assert result["reasons"][0].startswith("PROMOTE twin@v2")
 
 
+def test_beating_its_own_base_is_not_enough(
+    data_dir: Path, perturbed_model: Path, tmp_path: Path, served_smollm2: str
+) -> None:
+    """A fine-tuned model that improves on its (weak) base but writes worse than the model
+    served now would make the twin worse: refused."""
+    from evals.gate import evaluate_candidate
+    from tests.support.evals_fixtures import write_passages_file
+
+    slightly_worse = make_perturbed_model(tmp_path / "slightly-worse", scale=0.05, seed=1)
+    passages = write_passages_file(tmp_path / "p.jsonl")
+    register_version("twin", "v1", slightly_worse, base_model=str(perturbed_model))
+    result = evaluate_candidate("twin", "v1", rag_limit=0, passages_file=passages, record=False)
+    voice = result["metrics"]["voice"]
+    assert voice["relative_improvement_vs_base"] > 0 > voice["relative_improvement"]
+    assert result["promote"] is False
+    assert any("beats base" in r for r in result["reasons"])
+    assert any("does not beat served" in r for r in result["reasons"])
+
+
 def test_no_improvement_and_threshold_refuse(
-    data_dir: Path, base_dir: Path, tmp_path: Path
+    data_dir: Path, base_dir: Path, tmp_path: Path, served_smollm2: str
 ) -> None:
     from evals.gate import evaluate_candidate
     from tests.support.evals_fixtures import write_passages_file
@@ -92,6 +150,9 @@ def test_perplexity_threshold_is_configurable(
     register_version("twin", "v1", perturbed_model, tag="accepted")
     register_version("twin", "v2", base_dir)
     monkeypatch.setenv("EVALS_GATE_MIN_IMPROVEMENT", "0.9999")  # demand the impossible
+    from core.settings import reset_settings
+
+    reset_settings()
     result = evaluate_candidate("twin", "v2", rag_limit=0, passages_file=passages, record=False)
     assert result["promote"] is False
     assert result["thresholds"]["min_improvement"] == 0.9999
