@@ -273,7 +273,14 @@ class EdgeClient:
     def get_collection(self, collection_name: str) -> models.CollectionInfo:
         """Point count and dense vector sizes, in the server's response shape."""
         shard = self._shard(collection_name)
-        sizes = json.loads((self.path / collection_name / _VECTORS_FILE).read_text())
+        sidecar = self.path / collection_name / _VECTORS_FILE
+        if not sidecar.exists():
+            raise ValueError(
+                f"collection {collection_name} in {self.path} has no {_VECTORS_FILE} (written "
+                f"by an older version): delete {self.path} and run `python -m ingest sync "
+                "--full` to rebuild the vector store from the warehouse"
+            )
+        sizes = json.loads(sidecar.read_text())
         vectors = {
             name: models.VectorParams(size=size, distance=models.Distance.COSINE)
             for name, size in sizes.items()

@@ -129,3 +129,9 @@ def test_unsupported_conditions_fail_clearly(client) -> None:
     with pytest.raises(NotImplementedError, match="MatchText"):
         client.count("embedded_articles", count_filter=models.Filter(must=[models.FieldCondition(
             key="content", match=models.MatchText(text="chunk"))]))  # fmt: skip
+
+
+def test_a_collection_without_its_vector_sizes_fails_clearly(client) -> None:
+    (client.path / "embedded_articles" / "twin-vectors.json").unlink()
+    with pytest.raises(ValueError, match="ingest sync --full"):
+        client.get_collection("embedded_articles")
