@@ -130,7 +130,8 @@ def one_run(docs: list, root: Path) -> dict:
     from core.models import get_embedding_model
     from core.settings import get_settings, reset_settings
     from core.warehouse import get_warehouse
-    from ingest.features.sync import scroll_points, sync
+    from ingest.features.store_state import scroll_points
+    from ingest.features.sync import sync
     from retrievers.store import close_qdrant_client, get_qdrant_client
 
     os.environ["DATA_DIR"] = str(root)

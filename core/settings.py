@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     LLM_BACKEND: str = "auto"
     LLM_BASE_URL: str = ""
     LLM_API_KEY: str = ""
+    # Attempts of each request to LLM_BASE_URL while it answers 429/502/503/504 or cannot be
+    # reached (before the first token only), waiting LLM_RETRY_BACKOFF_S, then doubling.
+    LLM_RETRIES: int = Field(default=3, ge=1)
+    LLM_RETRY_BACKOFF_S: float = Field(default=0.5, ge=0)
     # Judge for evals on an OpenAI-compatible server; empty = LLM_MODEL.
     JUDGE_MODEL: str = ""
     LLM_THREADS: int = Field(default=0, description="CPU threads for generation; 0 = all cores")

@@ -119,7 +119,7 @@ def evaluate_candidate(
     """Decide whether `name@version` may be promoted: `{"promote", "reasons", "metrics"}`."""
     from core.models import ModelNotAvailable
     from core.registry import RegistryError, get_registry
-    from core.settings import get_settings
+    from core.settings import OFFLINE_TRAIN_BASE, get_settings
     from evals import voice
 
     cfg = get_settings()
@@ -156,7 +156,7 @@ def evaluate_candidate(
     manifest = candidate_version.manifest
     candidate_ref = f"registry:{name}@{version}"
     reference_ref, reference_role = served_reference(name)
-    base_ref = manifest.get("base_model") or voice.OFFLINE_TRAIN_BASE
+    base_ref = manifest.get("base_model") or OFFLINE_TRAIN_BASE
     result.update(
         candidate=candidate_ref,
         reference=reference_ref,

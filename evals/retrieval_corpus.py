@@ -170,7 +170,7 @@ class EvalStore:
 def chunk_sections(client: QdrantClient) -> dict[str, set[str]]:
     """Chunk id → normalised headings of the sections it covers: every heading of the path
     where it starts (a subsection and its parent both count) and every heading it opens."""
-    from ingest.features.sync import scroll_points
+    from ingest.features.store_state import scroll_points
 
     sections: dict[str, set[str]] = {}
     for name in sorted(c.name for c in client.get_collections().collections):
@@ -194,7 +194,7 @@ def corpus_store(folder: Path | None = None, work_dir: Path | None = None) -> It
     temporary folder for the call.
     """
     from core.settings import get_settings, settings_override
-    from ingest.features.sync import features_key
+    from ingest.features.recipe import features_key
     from retrievers.store import close_qdrant_client, get_qdrant_client
 
     root = Path(tempfile.mkdtemp(prefix="twin-retrieval-eval-")) if work_dir is None else work_dir

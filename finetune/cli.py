@@ -1,4 +1,7 @@
-"""`python -m finetune …` — datasets, training, registry and the watch loop.
+"""The commands of `python -m finetune …` whose work is finetune's own: datasets, training,
+registry list/show/rollback. `registry promote` and `watch` chain training with the evals
+gate, so their work lives above both layers (evals/promotion.py, evals/watch.py) and the
+entry point (finetune/__main__.py) hands them to `main` as `commands`.
 
 Kept import-light: heavy libraries load only inside the command that needs them.
 GPU / 7B+ models: `train` uses QLoRA (4-bit nf4) automatically when CUDA is present; see
@@ -11,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 TRAIN_EPILOG = """\
@@ -26,7 +30,8 @@ Tracking: MLflow, local SQLite under DATA_DIR/mlflow unless MLFLOW_TRACKING_URI 
 """
 
 
-def _print(data: Any, as_json: bool) -> None:
+def print_result(data: Any, as_json: bool) -> None:
+    """JSON with --json, else one `key: value` line per field (one line per row for lists)."""
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     elif isinstance(data, list):
@@ -103,7 +108,8 @@ def _add_train_args(p: argparse.ArgumentParser, with_author: bool = True) -> Non
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads (0: all)")
 
 
-def _train_config(args: argparse.Namespace, author: str = "") -> Any:
+def train_config_from_args(args: argparse.Namespace, author: str = "") -> Any:
+    """The TrainConfig that `train` / `watch` flags describe."""
     from finetune.train import TrainConfig
 
     return TrainConfig(
@@ -202,7 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+Command = Callable[[argparse.Namespace], int]
+ORCHESTRATED = ("registry promote", "watch")  # their work lives above finetune (evals/)
+
+
+def main(argv: list[str] | None = None, commands: Mapping[str, Command] | None = None) -> int:
+    """Parse and run one command; `commands` supplies the ORCHESTRATED ones (the entry point
+    passes evals' promotion and watch loop)."""
     args = build_parser().parse_args(argv)
     # OpenMP threads that spin while waiting collapse when other jobs share the cores: LoRA
     # steps ran 2.5x slower than with sleeping waits on a loaded 2-core machine
@@ -215,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_cli_logging(args.verbose)
     try:
-        return _dispatch(args)
+        return _dispatch(args, commands or {})
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # known failures print one clear line, not a traceback
@@ -231,16 +243,21 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, commands: Mapping[str, Command]) -> int:
+    key = f"registry {args.action}" if args.command == "registry" else args.command
+    if key in ORCHESTRATED:
+        if key not in commands:
+            raise ValueError(f"`{key}` runs the evals gate: run it as `python -m finetune {key}`")
+        return commands[key](args)
     if args.command == "dataset":
         return _dataset(args)
     if args.command == "train":
         from finetune.train import train
 
-        config = _train_config(args)
+        config = train_config_from_args(args)
         config.register = not args.no_register
         result = train(config)
-        _print(
+        print_result(
             {
                 "run_id": result.run_id,
                 "version": result.version,
@@ -253,12 +270,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "registry":
         return _registry(args)
-    if args.command == "watch":
-        from finetune.watch import watch
-
-        results = watch(args.author, _train_config(args), args.interval, args.once, not args.no_llm)
-        _print(results, args.json)
-        return 0
     return 2
 
 
@@ -275,7 +286,7 @@ def _dataset(args: argparse.Namespace) -> int:
             }
             for m in fds.list_versions(args.kind, args.author)
         ]
-        _print(rows, args.json)
+        print_result(rows, args.json)
         return 0
     from retrievers.store import close_qdrant_client
 
@@ -316,7 +327,7 @@ def _dataset(args: argparse.Namespace) -> int:
             "built": pref.built,
             "counts": pref.manifest.get("counts"),
         }
-    _print(out, args.json)
+    print_result(out, args.json)
     return 0
 
 
@@ -324,22 +335,12 @@ def _registry(args: argparse.Namespace) -> int:
     from finetune import registry as freg
 
     if args.action == "list":
-        _print(freg.list_versions(args.name), args.json)
+        print_result(freg.list_versions(args.name), args.json)
         return 0
     if args.action == "show":
-        _print(freg.show(args.name, args.version), args.json)
+        print_result(freg.show(args.name, args.version), args.json)
         return 0
     if args.action == "rollback":
-        _print(freg.rollback(args.name, args.reason), args.json)
+        print_result(freg.rollback(args.name, args.reason), args.json)
         return 0
-    try:
-        result = freg.promote(args.name, args.version, force=args.force, reason=args.reason)
-    except freg.PromotionRefused as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        for reason in exc.gate.get("reasons", []):
-            print(f"  - {reason}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"promoted": False, "gate": exc.gate}, indent=2, default=str))
-        return 1
-    _print(result, args.json)
-    return 0
+    raise AssertionError(f"unknown registry action {args.action!r}")

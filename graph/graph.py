@@ -18,15 +18,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.configuration import Configuration
-from graph.nodes import (
-    GraphNode,
-    expand_query,
-    generate,
-    rerank,
-    retrieve,
-    route_retrieval,
-    self_query,
-)
+from graph.generation_nodes import generate
+from graph.graph_node import GraphNode
+from graph.query_nodes import expand_query, self_query
+from graph.retrieval_nodes import rerank, retrieve, route_retrieval
 from graph.state import InputState, OutputState, RetrieveTask, State
 
 

@@ -84,7 +84,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     from core.domain import EMBEDDED_COLLECTIONS, Category, author_id_for
     from core.warehouse import get_warehouse
-    from ingest.features.sync import delete_document_points
+    from ingest.features.store_state import delete_document_points
 
     if not args.targets and not args.author:
         print("error: name documents (id or link) or --author NAME", file=sys.stderr)
@@ -128,7 +128,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if author_id is not None:
         from qdrant_client import models
 
-        from ingest.features.sync import vector_counts
+        from ingest.features.store_state import vector_counts
 
         # Points of this author's documents that the warehouse no longer knows (crash leftovers).
         before = vector_counts(client)
@@ -150,7 +150,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def status_counts() -> dict[str, dict[str, int]]:
     from core.domain import Category
     from core.warehouse import get_warehouse
-    from ingest.features.sync import vector_counts
+    from ingest.features.store_state import vector_counts
 
     client = _open_store()
     with get_warehouse() as wh:
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.logs import quiet_noisy_libraries
     from core.models import ModelNotAvailable
     from core.warehouse import WarehouseError
-    from ingest.features.sync import FeatureStoreError
+    from ingest.features.store_state import FeatureStoreError
     from retrievers.store import VectorStoreLocked
 
     quiet_noisy_libraries()

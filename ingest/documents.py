@@ -25,7 +25,7 @@ from core.domain import RawDocument, User
 
 if TYPE_CHECKING:
     from core.warehouse import Warehouse
-    from ingest.features.sync import SyncReport
+    from ingest.features.sync_report import SyncReport
 
 FailureHook = Callable[[str, str], None]
 

@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 
 from core.domain import Category, CleanedDocument, chunk_id_for
-from ingest.features.chunking import (
-    ARTICLE_BUDGET,
-    CODE_BUDGET,
-    POST_BUDGET,
-    chunk_code,
-    chunk_document,
-    chunk_text,
-    code_blocks,
-    count_tokens,
-    get_tokenizer,
-)
+from ingest.features.chunking import ARTICLE_BUDGET, CODE_BUDGET, POST_BUDGET, chunk_document
 from ingest.features.cleaning import join_repository
+from ingest.features.code_chunking import chunk_code, code_blocks
+from ingest.features.prose_chunking import chunk_text
+from ingest.features.tokens import count_tokens, get_tokenizer
 
 pytestmark = pytest.mark.slow  # loads the embedding model (once per session)
 
@@ -191,7 +184,7 @@ def test_big_class_is_cut_at_its_methods(tok) -> None:
 
 
 def test_chunks_carry_the_section_path_where_they_start(tok) -> None:
-    from ingest.features.chunking import chunk_text_sections
+    from ingest.features.prose_chunking import chunk_text_sections
 
     para = " ".join(_sentence(i) for i in range(8))
     text = "\n\n".join(["# Design", para, "## Storage", para, para, "## Search", para,

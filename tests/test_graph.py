@@ -201,7 +201,7 @@ def test_graph_nodes_serve_sync_and_async_with_config_and_send() -> None:
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Send
 
-    from graph.nodes import GraphNode
+    from graph.graph_node import GraphNode
 
     async def start(state: _FanState, *, config=None) -> dict:
         await asyncio.sleep(0)
@@ -250,7 +250,7 @@ def test_graph_nodes_open_no_trace_run_of_their_own() -> None:
     from langchain_core.runnables import RunnableLambda
     from langgraph.graph import END, START, StateGraph
 
-    from graph.nodes import GraphNode
+    from graph.graph_node import GraphNode
 
     class Runs(BaseCallbackHandler):
         def __init__(self) -> None:
@@ -345,7 +345,7 @@ async def test_threads_keep_the_conversation(corpus: Path) -> None:
     from core.prompts import CONTEXT_SEPARATOR
     from graph import graph as twin_graph
     from graph.configuration import Configuration
-    from graph.nodes import build_messages
+    from graph.generation_nodes import build_messages
     from graph.threads import ThreadedGraph
 
     graph = ThreadedGraph(twin_graph, InMemorySaver())

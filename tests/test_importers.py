@@ -12,7 +12,7 @@ import pytest
 
 from core.domain import Category, RawDocument, User, document_id_for_link
 from ingest.errors import CollectFailure
-from ingest.importers import exports, import_path
+from ingest.importers import import_path, safe_zip
 from ingest.importers.git_repo import EmptyRepositoryError, repository_document
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exports"
@@ -129,7 +129,7 @@ def test_unsafe_member_paths_are_ignored(tmp_path: Path) -> None:
             "C:/posts/win.html": evil,
         },
     )
-    opened = exports.open_archive(archive)
+    opened = safe_zip.open_archive(archive)
     try:
         assert sorted(opened.ignored) == [
             "../../posts/evil.html",
@@ -229,11 +229,11 @@ def test_zip_member_count_and_total_size_caps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     archive = zip_folder(FIXTURES / "medium", tmp_path / "medium.zip")
-    monkeypatch.setattr(exports, "MAX_MEMBERS", 3)
+    monkeypatch.setattr(safe_zip, "MAX_MEMBERS", 3)
     (failure,) = list(import_path(archive, AUTHOR))
     assert "zip bomb" in failure.reason and "members" in failure.reason
-    monkeypatch.setattr(exports, "MAX_MEMBERS", 20_000)
-    monkeypatch.setattr(exports, "MAX_TOTAL_UNCOMPRESSED", 1000)
+    monkeypatch.setattr(safe_zip, "MAX_MEMBERS", 20_000)
+    monkeypatch.setattr(safe_zip, "MAX_TOTAL_UNCOMPRESSED", 1000)
     (failure,) = list(import_path(archive, AUTHOR))
     assert "zip bomb" in failure.reason and "uncompressed" in failure.reason
 

@@ -51,8 +51,8 @@ def test_register_promote_rollback_history(data_dir):
 
 def test_cli_promote_goes_through_the_gate(data_dir, monkeypatch, capsys):
     """The one unit test that decides the gate's answer (the real gate runs in test_train)."""
-    import evals.gate
-    from finetune.cli import main
+    import evals.promotion
+    from finetune.__main__ import main
 
     calls = []
     decision = {"promote": False, "reasons": ["voice: candidate perplexity did not improve"]}
@@ -61,7 +61,7 @@ def test_cli_promote_goes_through_the_gate(data_dir, monkeypatch, capsys):
         calls.append((name, version))
         return {**decision, "metrics": {"candidate_perplexity": 10.0}}
 
-    monkeypatch.setattr(evals.gate, "evaluate_candidate", fake_gate)
+    monkeypatch.setattr(evals.promotion, "evaluate_candidate", fake_gate)
     _register()
     assert main(["registry", "promote", "v1"]) == 1
     err = capsys.readouterr().err

@@ -13,6 +13,8 @@ import pytest
 
 from core import safe_fetch
 from core.safe_fetch import FetchError, check_url, decode_body, fetch, map_url, unmap_url
+from core.safe_fetch import addresses as fetch_addresses
+from core.safe_fetch import retry as fetch_retry
 
 _SPEC = importlib.util.spec_from_file_location(
     "fixture_site_server_fetch", Path(__file__).parent / "fixtures" / "site" / "_server.py"
@@ -38,7 +40,7 @@ def env(data_dir, site, monkeypatch):
     monkeypatch.setenv("CRAWL_RETRIES", "3")
     monkeypatch.setenv("CRAWL_TIMEOUT_S", "5")
     monkeypatch.delenv("CRAWL_HOST_MAP", raising=False)
-    monkeypatch.setattr(safe_fetch, "BACKOFF_BASE_S", 0.01)
+    monkeypatch.setattr(fetch_retry, "BACKOFF_BASE_S", 0.01)
     reset_settings()
     safe_fetch.clear_caches()
     site.reset()
@@ -200,9 +202,9 @@ def test_connection_is_pinned_to_the_checked_address(env, monkeypatch):
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
         raise socket.gaierror(f"unexpected lookup of {host}")
 
-    monkeypatch.setattr(safe_fetch.socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     # Pretend 127.0.0.1 is public, so the non-allow-listed code path (pinning) is taken.
-    monkeypatch.setattr(safe_fetch, "_address_problem", lambda ip: None)
+    monkeypatch.setattr(fetch_addresses, "_address_problem", lambda ip: None)
     result = fetch(f"http://blog.example.test:{port}/echo-headers")
     headers = json.loads(result.text)
     assert headers["host"] == f"blog.example.test:{port}"

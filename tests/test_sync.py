@@ -333,7 +333,7 @@ def test_second_process_gets_a_clear_locked_message(tmp_path: Path) -> None:
 def test_embedding_input_and_a_recipe_change_re_embeds(stores) -> None:
     from core.domain import Chunk
     from core.settings import settings_override
-    from ingest.features.sync import embedding_input
+    from ingest.features.recipe import embedding_input
 
     chunk = Chunk(id="c", document_id="d", author_id="a", author_full_name="A", platform="web",
                   category="articles", link="l", title="Chunking", chunk_index=0,

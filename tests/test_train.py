@@ -178,7 +178,7 @@ def test_serving_prompt_equals_training_prompt(trained):
 
 def test_promote_runs_the_real_gate(trained):
     from core.registry import get_registry
-    from finetune.registry import PromotionRefused, promote
+    from evals.promotion import PromotionRefused, promote
 
     try:
         result = promote("twin", trained["version"])
@@ -216,7 +216,7 @@ def test_dpo_on_preference_dataset(trained):
 
 
 def test_watch_once_trains_gates_then_idles(trained, capsys):
-    from finetune.cli import main
+    from finetune.__main__ import main
 
     args = [
         "watch",

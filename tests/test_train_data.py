@@ -124,7 +124,7 @@ def test_build_messages_shows_passages_as_examples_when_configured():
     from langchain_core.documents import Document
 
     from graph.configuration import Configuration
-    from graph.nodes import build_messages
+    from graph.generation_nodes import build_messages
 
     docs = [Document(page_content=f"Passage {i} in my voice.", metadata={"title": f"T{i}"})
             for i in range(2)]  # fmt: skip

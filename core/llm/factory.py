@@ -98,7 +98,13 @@ def get_llm(ref: str | None = None, backend: str | None = None) -> BaseLLM:
         if chosen == "openai":
             if not settings.LLM_BASE_URL:
                 raise LLMError("backend 'openai' needs LLM_BASE_URL")
-            llm: BaseLLM = OpenAICompatLLM(ref, settings.LLM_BASE_URL, settings.LLM_API_KEY)
+            llm: BaseLLM = OpenAICompatLLM(
+                ref,
+                settings.LLM_BASE_URL,
+                settings.LLM_API_KEY,
+                retries=settings.LLM_RETRIES,
+                retry_backoff_s=settings.LLM_RETRY_BACKOFF_S,
+            )
         elif chosen == "llamacpp":
             gguf = _gguf_for(ref)
             if gguf is None or not gguf.exists():

@@ -23,7 +23,7 @@ COMMON_CHROME_PHRASES = (
 
 
 class ArticleCrawler(BaseCrawler):
-    """Fetch a page → title/subtitle/date/canonical link → main content as Markdown-ish text."""
+    """Fetch a page → title/subtitle/date/canonical link → main content as Markdown."""
 
     category = Category.ARTICLES
     chrome_phrases: ClassVar[tuple[str, ...]] = COMMON_CHROME_PHRASES
@@ -69,13 +69,13 @@ class ArticleCrawler(BaseCrawler):
         title = self.find_title(soup)
         subtitle = self.find_subtitle(soup)
         published = extract.published_date(soup, self.content_root(soup))
-        for tag in soup.find_all(["script", "style", "noscript", "template"]):
-            tag.decompose()
-        root = self.content_root(soup) or extract.main_content(soup)
-        self.clean_root(root)
-        extract.strip_chrome(root)
-        extract.remove_short_texts(root, self.chrome_phrases)
-        text = extract.to_markdown(root, base_url)
+        # A platform's own content element when it has one (trafilatura then keeps all of it),
+        # else the whole page (trafilatura finds the article).
+        root = self.content_root(soup)
+        if root is not None:
+            self.clean_root(root)
+            extract.remove_short_texts(root, self.chrome_phrases)
+        text = extract.to_markdown(root or soup, base_url, whole_page=root is None)
         text = extract.drop_leading_heading(text, title, subtitle)
         if not text.strip():
             yield CollectFailure(url, "empty page")

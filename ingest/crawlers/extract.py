@@ -1,25 +1,28 @@
-"""HTML → metadata and Markdown-ish text, shared by every page crawler.
+"""HTML → metadata and Markdown text, shared by every page crawler.
 
-- `page_metadata(soup, url)`: title, subtitle, published date, canonical URL from
-  `<meta>` (Open Graph, `article:published_time` …), JSON-LD and `<link rel=canonical>`.
-- `strip_chrome(root)`: removes navigation, headers/footers, asides, scripts, forms, buttons,
-  share/subscribe/cookie widgets … (by tag, ARIA role and class/id tokens).
-- `main_content(soup)`: `<article>` / `<main>` / `[role=main]`, else the densest text block.
-- `to_markdown(root, base_url)`: headings as `#`, paragraphs, nested lists, fenced code blocks
-  kept verbatim (with their language when the page says), links as `[text](absolute URL)`,
-  block quotes, simple tables.
+- Metadata: `page_title`, `published_date`, `canonical_url`, `meta_description` from `<meta>`
+  (Open Graph, `article:published_time` …), JSON-LD and `<link rel=canonical>`.
+- `to_markdown(root, base_url)`: the main text as Markdown. trafilatura finds the article
+  (on a whole page, or inside the element a platform crawler picked) and writes headings,
+  paragraphs, lists, tables, links and code; on top of it, code blocks get back their exact
+  text and the language the page declares, block quotes their `>`, a link whose text is
+  its URL becomes the bare URL. `benchmarks/extraction.py` measured this against the
+  hand-written DOM extractor it replaced (`benchmarks/results/extraction.md`).
+- `remove_short_texts`, `largest_block`, `drop_leading_heading`: helpers for the platform
+  crawlers' own touches.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import trafilatura
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
 try:  # lxml is faster and more forgiving; html.parser is the stdlib fallback
@@ -190,79 +193,7 @@ def clean_inline(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Chrome removal and main-content selection
-
-_DROP_TAGS = (
-    "script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas",
-    "form", "button", "input", "select", "textarea", "nav", "footer", "aside", "dialog",
-    "link", "meta", "header", "picture", "video", "audio", "source",
-)  # fmt: skip
-_DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog",
-               "search", "menu", "menubar", "toolbar", "button"}  # fmt: skip
-_CHROME_TOKEN = re.compile(
-    r"(?:^|[-_])(?:share|sharing|social|subscribe|subscription|newsletter|cookies?|consent|gdpr|"
-    r"signup|sign-up|signin|login|related|relatedposts|recommended|recommendations|comments?|popup|modal|"
-    r"advert|advertisement|ads?|sponsor(?:ed)?|promo|paywall|breadcrumbs?|sidebar|menu|navbar|"
-    r"nav|toolbar|clap|claps|follow|footer|masthead|byline-actions|skip-link|sr-only|"
-    r"visually-hidden|tags?|author-bio|post-ufi|ufi|captioned-button|button-wrapper|cta)"
-    r"(?:[-_]|$)",
-    re.I,
-)
-_PROTECTED = {"html", "body", "article", "main"}
-
-
-def _tokens(tag: Tag) -> list[str]:
-    classes = tag.get("class") or []
-    if isinstance(classes, str):
-        classes = classes.split()
-    tokens = list(classes)
-    for attr in ("id", "data-testid", "data-test-id"):
-        if tag.get(attr):
-            tokens.append(str(tag[attr]))
-    return tokens
-
-
-def is_chrome(tag: Tag) -> bool:
-    if tag.name in _DROP_TAGS:
-        return True
-    if (tag.get("role") or "").lower() in _DROP_ROLES:
-        return True
-    if tag.get("aria-hidden") == "true" and tag.name not in _PROTECTED:
-        return True
-    if tag.has_attr("hidden"):
-        return True
-    style = (tag.get("style") or "").replace(" ", "").lower()
-    if "display:none" in style or "visibility:hidden" in style:
-        return True
-    return any(_CHROME_TOKEN.search(token) for token in _tokens(tag))
-
-
-def strip_chrome(root: Tag, keep: Iterable[Tag] = ()) -> Tag:
-    """Remove page chrome under `root` in place (never `root` itself or an ancestor of `keep`)."""
-    protected: set[int] = set()
-    for tag in keep:
-        protected.add(id(tag))
-        protected.update(id(parent) for parent in tag.parents)
-    for comment in root.find_all(string=lambda s: isinstance(s, Comment)):
-        comment.extract()
-    # Snapshot first: decompose() while iterating find_all would skip siblings.
-    for tag in list(root.find_all(True)):
-        if getattr(tag, "decomposed", False):
-            continue
-        if id(tag) in protected or tag is root or tag.name in _PROTECTED:
-            continue
-        if tag.name not in _DROP_TAGS and tag.find_parent(["pre", "code"]) is not None:
-            continue  # syntax-highlighting spans ("hljs-comment") are code, not chrome
-        if is_chrome(tag):
-            # <pre>/<code> blocks are content even when a class token looks like chrome.
-            if (
-                tag.name not in _DROP_TAGS
-                and tag.find(["pre", "code"]) is not None
-                and not tag.get("role")
-            ):
-                continue
-            tag.decompose()
-    return root
+# Platform touches
 
 
 def remove_short_texts(root: Tag, phrases: Iterable[str]) -> None:
@@ -280,38 +211,6 @@ def _text_len(tag: Tag) -> int:
     return len(clean_inline(tag.get_text(" ", strip=True)))
 
 
-def main_content(soup: BeautifulSoup) -> Tag:
-    """The element holding the article: article/main/role=main, else the densest text block."""
-    body = soup.body or soup
-    for finder in (
-        lambda: body.find_all("article"),
-        lambda: body.find_all("main"),
-        lambda: body.find_all(attrs={"role": "main"}),
-        lambda: body.find_all(attrs={"itemprop": "articleBody"}),
-    ):
-        candidates = [c for c in finder() if _text_len(c) > 0]
-        if candidates:
-            return max(candidates, key=_text_len)
-    # Readability-lite: credit each paragraph's text to its parent (and half to grandparent).
-    scores: dict[int, float] = {}
-    nodes: dict[int, Tag] = {}
-    for p in body.find_all(["p", "pre", "li", "blockquote"]):
-        length = _text_len(p)
-        if length < 20:
-            continue
-        parent = p.parent
-        if isinstance(parent, Tag):
-            scores[id(parent)] = scores.get(id(parent), 0) + length
-            nodes[id(parent)] = parent
-            grand = parent.parent
-            if isinstance(grand, Tag):
-                scores[id(grand)] = scores.get(id(grand), 0) + length / 2
-                nodes[id(grand)] = grand
-    if scores:
-        return nodes[max(scores, key=scores.__getitem__)]
-    return body
-
-
 def largest_block(candidates: Iterable[Tag]) -> Tag | None:
     best = None
     for tag in candidates:
@@ -321,25 +220,38 @@ def largest_block(candidates: Iterable[Tag]) -> Tag | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# HTML → Markdown-ish text
+# HTML → Markdown: trafilatura, then code blocks, quotes and bare links put back
 
-_BLOCK_TAGS = {
-    "p", "div", "section", "article", "main", "header", "figure", "figcaption", "ul", "ol",
-    "li", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "hr",
-    "dl", "dt", "dd", "details", "summary", "address", "center",
-}  # fmt: skip
 _LANG_RE = re.compile(r"(?:^|\s)(?:lang(?:uage)?-|highlight-source-|brush:\s*)([\w#+.-]+)", re.I)
+_LANG_ATTRS = ("data-lang", "data-language", "data-code-block-lang", "lang")
+# Sphinx `highlight-python`, Rouge `language-python highlighter-rouge` on the <pre>'s wrappers.
+_WRAPPER_LANG = re.compile(r"(?:^|\s)(?:highlight|language)-([\w#+.-]+)")
+_NO_LANG = {"text", "plaintext", "plain", "none", "default", "nohighlight"}
+_FENCE_OPEN = re.compile(r"^\s*(`{3,}|~{3,})")
+_GLUED_FENCE = re.compile(r"^(.*?[^`\s])(`{3,})[ \t]*$", re.M)  # "… as follows:```" + newline
+_INLINE_CODE_ONLY = re.compile(r"^(`+)([^`].*?)\1$", re.S)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
+_SELF_LINK = re.compile(r"\[(https?://[^\]\s]+)\]\(\1\)")
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)[ \t]*")
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def _code_language(pre: Tag) -> str:
+    """The language a page declares for a <pre> (its attributes, classes or wrappers), or ''."""
     for tag in [pre, *pre.find_all(True)]:
-        for attr in ("data-lang", "data-language", "data-code-block-lang", "lang"):
+        for attr in _LANG_ATTRS:
             if tag.get(attr):
                 return str(tag[attr]).strip()
-        classes = " ".join(tag.get("class") or [])
-        match = _LANG_RE.search(classes)
-        if match:
+        classes = tag.get("class") or []
+        if match := _LANG_RE.search(" ".join(classes)):
             return match.group(1)
+        if tag is pre and "highlight" in classes and len(classes) == 2:  # dev.to, GitLab
+            return next(c for c in classes if c != "highlight")
+    for wrapper in (pre.parent, pre.parent.parent if pre.parent else None):
+        if isinstance(wrapper, Tag):
+            match = _WRAPPER_LANG.search(" ".join(wrapper.get("class") or []))
+            if match and match.group(1) not in _NO_LANG:
+                return match.group(1)
     return ""
 
 
@@ -353,132 +265,113 @@ def _pre_text(pre: Tag) -> str:
     return "".join(parts).strip("\n")
 
 
-class _Writer:
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        self.blocks: list[str] = []
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", _ESCAPE.sub(r"\1", text))
 
-    # Inline content of one block, with links kept as [text](url) and inline code in backticks.
-    def inline(self, node: Tag | NavigableString) -> str:
-        if isinstance(node, Comment):
-            return ""
-        if isinstance(node, NavigableString):
-            return re.sub(r"\s+", " ", str(node))
-        name = node.name
-        if name == "br":
-            return "\n"
-        if name == "img":
-            return ""
-        if name == "code":
-            code = node.get_text()
-            return f"`{code}`" if code.strip() else ""
-        inner = "".join(self.inline(child) for child in node.children)
-        if name == "a":
-            href = (node.get("href") or "").strip()
-            text = clean_inline(inner)
-            if href and not href.startswith(("#", "javascript:", "mailto:", "tel:")):
-                absolute = urljoin(self.base_url, href) if self.base_url else href
-                if not text or text == absolute or text == href:
-                    return f" {absolute} " if not text else absolute
-                return f"[{text}]({absolute})"
-            if href.startswith("mailto:") and text:
-                return text
-            return inner
-        return inner
 
-    def flush_inline(self, parts: list[str], prefix: str = "") -> None:
-        text = "".join(parts)
-        lines = [clean_inline(line) for line in text.split("\n")]
-        text = "\n".join(line for line in lines if line)
-        if text:
-            self.blocks.append(prefix + text)
-        parts.clear()
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", re.sub(r"\]\([^)]*\)", "]", text).casefold()))
 
-    def block(self, node: Tag, list_depth: int = 0) -> None:
+
+def _fence(text: str, lang: str) -> str:
+    fence = "````" if "```" in text else "```"
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def _blocks(markdown: str) -> list[str]:
+    """Blank-line separated blocks; a fenced code block is one block, blank lines and all."""
+    blocks: list[str] = []
+    current: list[str] = []
+    fence = ""
+    for line in _GLUED_FENCE.sub(r"\1\n\n\2", markdown).split("\n"):
+        if fence:
+            current.append(line)
+            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
+                blocks.append("\n".join(current))
+                current, fence = [], ""
+        elif match := _FENCE_OPEN.match(line):
+            if current:
+                blocks.append("\n".join(current))
+            current, fence = [line.strip()], match.group(1)
+        elif line.strip():
+            current.append(line.rstrip())
+        elif current:
+            blocks.append("\n".join(current))
+            current = []
+    if current:
+        blocks.append("\n".join(current))
+    return blocks
+
+
+class _Touches:
+    """What trafilatura's Markdown loses, read from the page: code blocks' exact text and
+    language (it drops both, and writes a one-line block as inline code), quotes' `>`."""
+
+    def __init__(self, root: Tag):
+        self.code: dict[str, tuple[str, str]] = {}
+        for pre in root.find_all("pre"):
+            if (text := _pre_text(pre)).strip():
+                self.code.setdefault(_squash(text), (text, _code_language(pre)))
+        self.quotes = {
+            words
+            for quote in root.find_all("blockquote")
+            for part in quote.find_all("p") or [quote]
+            if (words := _words(part.get_text(" ")))
+        }
+
+    def code_for(self, text: str) -> str | None:
+        found = self.code.get(_squash(text)) if text.strip() else None
+        return _fence(*found) if found else None
+
+    def block(self, block: str) -> list[str]:
+        if _FENCE_OPEN.match(block):
+            lines = block.split("\n")
+            return [self.code_for("\n".join(lines[1:-1])) or block]
+        if restored := self.code_for(block):  # a code block written as text
+            return [restored]
+        out: list[str] = []
         pending: list[str] = []
-        for child in node.children:
-            if isinstance(child, Comment):
-                continue
-            if isinstance(child, NavigableString) or child.name not in _BLOCK_TAGS:
-                pending.append(self.inline(child))
-                continue
-            self.flush_inline(pending)
-            self.element(child, list_depth)
-        self.flush_inline(pending)
+        for line in block.split("\n"):  # a one-line code block written as inline code
+            inline = _INLINE_CODE_ONLY.match(line.strip())
+            if inline and (restored := self.code_for(inline.group(2))):
+                out.extend([self.prose("\n".join(pending))] if pending else [])
+                out.append(restored)
+                pending = []
+            else:
+                pending.append(line)
+        return out + ([self.prose("\n".join(pending))] if pending else [])
 
-    def element(self, tag: Tag, list_depth: int) -> None:
-        name = tag.name
-        if name in ("h1", "h2", "h3", "h4", "h5", "h6"):
-            text = clean_inline("".join(self.inline(c) for c in tag.children))
-            if text:
-                self.blocks.append("#" * int(name[1]) + " " + text)
-        elif name == "pre":
-            code = _pre_text(tag)
-            if code.strip():
-                self.blocks.append(f"```{_code_language(tag)}\n{code}\n```")
-        elif name in ("ul", "ol"):
-            self.list_block(tag, list_depth)
-        elif name == "blockquote":
-            inner = _Writer(self.base_url)
-            inner.block(tag)
-            if inner.blocks:
-                quoted = "\n>\n".join(
-                    "\n".join("> " + line if line else ">" for line in block.split("\n"))
-                    for block in inner.blocks
-                )
-                self.blocks.append(quoted)
-        elif name == "hr":
-            self.blocks.append("---")
-        elif name == "table":
-            self.table(tag)
-        else:
-            self.block(tag, list_depth)
-
-    def list_block(self, tag: Tag, depth: int) -> None:
-        ordered = tag.name == "ol"
-        lines: list[str] = []
-        number = int(tag.get("start", 1)) if str(tag.get("start", "1")).isdigit() else 1
-        for item in tag.find_all("li", recursive=False):
-            marker = f"{number}." if ordered else "-"
-            number += 1
-            inner = _Writer(self.base_url)
-            inner.block(item, depth + 1)
-            if not inner.blocks:
-                continue
-            indent = "  " * depth
-            first, *rest = inner.blocks
-            item_lines = [f"{indent}{marker} {first}"]
-            for block in rest:
-                if re.match(r"\s*(?:-|\d+\.) ", block):  # a nested list keeps its own indent
-                    item_lines.append(block)
-                else:
-                    item_lines.append("\n".join(indent + "  " + ln for ln in block.split("\n")))
-            lines.append("\n".join(item_lines))
-        if lines:
-            self.blocks.append("\n".join(lines))
-
-    def table(self, tag: Tag) -> None:
-        rows = []
-        for tr in tag.find_all("tr"):
-            cells = [clean_inline("".join(self.inline(c) for c in cell.children))
-                     for cell in tr.find_all(["th", "td"])]  # fmt: skip
-            if any(cells):
-                rows.append("| " + " | ".join(cells) + " |")
-        if rows:
-            if len(rows) > 1:
-                width = rows[0].count(" | ") + 1
-                rows.insert(1, "|" + " --- |" * width)
-            self.blocks.append("\n".join(rows))
+    def prose(self, block: str) -> str:
+        block = _SELF_LINK.sub(r"\1", _IMAGE.sub("", block))  # images go, their captions stay
+        block = re.sub(r"(?<=\w)\\_(?=\w)", "_", block)  # snake_case needs no escape
+        if _LIST_ITEM.match(block) or block.startswith(("|", "#", ">")):
+            return block
+        block = "\n".join(line.strip() for line in block.split("\n"))
+        if _words(block) in self.quotes:
+            return "\n".join("> " + line for line in block.split("\n"))
+        return block
 
 
-def to_markdown(root: Tag, base_url: str = "") -> str:
-    writer = _Writer(base_url)
-    if root.name in _BLOCK_TAGS or root.name in ("body", "[document]", "html"):
-        writer.block(root)
-    else:
-        writer.element(root, 0)
-    text = "\n\n".join(block.strip("\n") for block in writer.blocks if block.strip())
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+def to_markdown(root: Tag, base_url: str = "", *, whole_page: bool = True) -> str:
+    """The main text under `root` (a whole page, or a platform's content element) as Markdown."""
+    touches = _Touches(root)
+    if not whole_page:  # a platform's content element: its class names must not read as chrome
+        for tag in root.find_all(True):
+            tag.attrs.pop("class", None)
+            tag.attrs.pop("id", None)
+            if tag.name == "figcaption":  # trafilatura drops a caption next to a <picture>
+                tag.name = "p"
+    # trafilatura keeps more structure (headings) inside an <article> than in its fallbacks.
+    html = str(root) if whole_page else f"<html><body><article>{root}</article></body></html>"
+    markdown = trafilatura.extract(
+        html, url=base_url or None, output_format="markdown", include_formatting=True,
+        include_links=True, include_tables=True, include_comments=False,
+        # Inside a platform's post every figure caption is the author's; on a whole page the
+        # pictures are as often teasers of other stories.
+        include_images=not whole_page, favor_precision=whole_page, favor_recall=not whole_page,
+    )  # fmt: skip
+    blocks = [out for block in _blocks(markdown or "") for out in touches.block(block)]
+    return "\n\n".join(block for block in blocks if block.strip())
 
 
 def drop_leading_heading(markdown: str, *titles: str) -> str:
@@ -495,9 +388,3 @@ def image_src(img: Tag, base_url: str) -> str:
     if not src or src.startswith("data:"):
         return ""
     return urljoin(base_url, src)
-
-
-def iter_images(root: Tag, base_url: str) -> Iterator[str]:
-    for img in root.find_all("img"):
-        if src := image_src(img, base_url):
-            yield src

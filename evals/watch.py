@@ -7,10 +7,13 @@ candidate, run the evals gate and promote it when the gate agrees. State (which 
 version each author's model was last trained on) lives in `DATA_DIR/finetune/watch.json`.
 `--once` runs one poll (tests, cron); otherwise it sleeps `--interval` seconds between polls.
 The local vector store is released between polls so `ingest` can write in the meantime.
+It chains finetune (datasets, training) with the gate and promotion, so it lives in evals,
+above both.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from dataclasses import replace
@@ -59,8 +62,8 @@ def known_authors() -> list[str]:
 def poll_once(
     authors: list[str] | None, train_config: Any, use_llm: bool = True
 ) -> list[dict[str, Any]]:
+    from evals.promotion import PromotionRefused, promote
     from finetune.datasets import DatasetError, author_slug, build_instruct_dataset
-    from finetune.registry import PromotionRefused, promote
     from finetune.train import train
     from retrievers.store import close_qdrant_client
 
@@ -112,3 +115,13 @@ def watch(
         if once:
             return results
         time.sleep(interval)
+
+
+def watch_command(args: argparse.Namespace) -> int:
+    """`python -m finetune watch [--once] …`."""
+    from finetune.cli import print_result, train_config_from_args
+
+    config = train_config_from_args(args)
+    results = watch(args.author, config, args.interval, args.once, not args.no_llm)
+    print_result(results, args.json)
+    return 0
