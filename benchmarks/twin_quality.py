@@ -9,7 +9,7 @@ are ingested through the production pipeline (`python -m ingest add … --author
 the benchmark's own DATA_DIR. For every held-out document the twin is asked, with its
 author set, to write a passage for the document's title; retrieval (the graph's retrieval
 stage, so the author's *other* documents) is run once per request, and every variant
-answers the same prompt (`graph.nodes.build_messages`, the served prompt format).
+answers the same prompt (`graph.generation_nodes.build_messages`, the served prompt format).
 
 Reported per variant (evals/answer_quality.py): degenerate share; topicality = MiniLM
 similarity to the held-out document − mean similarity to the other held-out documents
@@ -54,6 +54,16 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp",
         {"temperature": 0.3, "repetition_penalty": 1.0}, {},
     ),
+    # DRY: a penalty on extending a token run already in the context (core/llm/dry.py)
+    "qwen-llamacpp-dry": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"dry_multiplier": 0.8}, {},
+    ),
+    "qwen-llamacpp-dry-k1": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"dry_multiplier": 0.8}, {"k": 1},
+    ),
+    "qwen-llamacpp-dry0.4": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"dry_multiplier": 0.4}, {},
+    ),
     "qwen-llamacpp-k5": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 5}),
     "qwen-llamacpp-k0": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 0}),
     "qwen-int8": ("offline:Qwen2.5-Coder-0.5B-Instruct", "torch-int8", {}, {}),
@@ -73,6 +83,7 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     # Each author's own fine-tuned twin (benchmarks/finetune.py --register --config CONFIG
     # registers `registry:CONFIG-<author folder>@candidate`), served from its quantized GGUF.
     "tuned": ("registry:default-{author}@candidate", "llamacpp", {}, {}),
+    "tuned-dry": ("registry:default-{author}@candidate", "llamacpp", {"dry_multiplier": 0.8}, {}),
     "tuned-fewshot1": ("registry:default-{author}@candidate", "llamacpp", {},
                        {"style_examples": 1}),
     "tuned-smollm2": ("registry:smollm2-{author}@candidate", "llamacpp", {}, {}),
@@ -112,8 +123,8 @@ def held_out_documents(held: dict[str, list[Path]], names: dict[str, str]) -> li
 async def build_prompts(docs: list[dict], overrides: dict[str, Any]) -> list[list[dict]]:
     """The served prompt for each request: retrieval stage, then `build_messages`."""
     from graph.configuration import Configuration
+    from graph.generation_nodes import build_messages
     from graph.graph import compile_graph
-    from graph.nodes import build_messages
 
     retrieval = compile_graph(generate_answer=False)
     prompts = []

@@ -34,13 +34,19 @@ class GenerationDefaults:
     temperature: float = 0.0
     top_p: float = 0.9
     repetition_penalty: float = 1.15
+    # DRY penalty on extending a token run already in the context (core/llm/dry.py); 0: off.
+    dry_multiplier: float = 0.0
     # Chat-template control text: generation ends there instead of leaking it.
     stop: tuple[str, ...] = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
 
 
 DEFAULTS = GenerationDefaults()
 MODEL_DEFAULTS: dict[str, GenerationDefaults] = {
-    OFFLINE_QWEN: GenerationDefaults(temperature=0.3, top_p=0.9, repetition_penalty=1.1),
+    # DRY 0.8 on the 12 held-out PEPs: degenerate 8% → 0%, topicality +0.23 → +0.30; the
+    # fine-tuned twins (which inherit their base model's defaults) 50% → 8%.
+    OFFLINE_QWEN: GenerationDefaults(
+        temperature=0.3, top_p=0.9, repetition_penalty=1.1, dry_multiplier=0.8
+    ),
     OFFLINE_SMOLLM2: GenerationDefaults(temperature=0.0, top_p=0.9, repetition_penalty=1.15),
 }
 
@@ -187,6 +193,7 @@ class BaseLLM:
             temperature = self.defaults.temperature
         kwargs.setdefault("top_p", self.defaults.top_p)
         kwargs.setdefault("repetition_penalty", self.defaults.repetition_penalty)
+        kwargs.setdefault("dry_multiplier", self.defaults.dry_multiplier)
         stops = list(dict.fromkeys([*(stop or ()), *self.defaults.stop]))
         return budget, grace, float(temperature), stops
 

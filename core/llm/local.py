@@ -7,6 +7,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,14 @@ class TransformersLLM(BaseLLM):
         self.model = model
         self.backend = backend
 
+    @cached_property
+    def _breakers(self) -> frozenset[int]:
+        """Token ids holding a line break (DRY's sequence breakers), found once per model."""
+        from core.llm.dry import breaker_tokens
+
+        vocab = range(len(self.tokenizer))
+        return breaker_tokens(zip(vocab, self.tokenizer.batch_decode([[i] for i in vocab]), strict=True))
+
     def _stream_pieces(
         self,
         prompt_or_messages: PromptOrMessages,
@@ -71,6 +80,11 @@ class TransformersLLM(BaseLLM):
             gen_kwargs["max_time"] = float(kwargs["max_time"])
         if kwargs.get("no_repeat_ngram_size"):
             gen_kwargs["no_repeat_ngram_size"] = int(kwargs["no_repeat_ngram_size"])
+        if kwargs.get("dry_multiplier"):
+            from core.llm.dry import Dry, TransformersDry
+
+            dry = Dry(multiplier=float(kwargs["dry_multiplier"]))
+            gen_kwargs["logits_processor"] = [TransformersDry(dry, self._breakers)]
         if temperature and temperature > 0:
             gen_kwargs.update(
                 do_sample=True, temperature=float(temperature), top_p=kwargs["top_p"]
@@ -205,6 +219,15 @@ class LlamaCppLLM(BaseLLM):
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    @cached_property
+    def _breakers(self) -> frozenset[int]:
+        """Token ids holding a line break (DRY's sequence breakers), found once per model."""
+        from core.llm.dry import breaker_tokens
+
+        detokenize = self.llama.detokenize
+        vocab = range(self.llama.n_vocab())
+        return breaker_tokens((i, detokenize([i]).decode("utf-8", "replace")) for i in vocab)
+
     def _stream_pieces(
         self,
         prompt_or_messages: PromptOrMessages,
@@ -217,7 +240,7 @@ class LlamaCppLLM(BaseLLM):
     ) -> Iterator[str]:
         from llama_cpp import StoppingCriteriaList
 
-        common = {
+        common: dict[str, Any] = {
             "max_tokens": max_new_tokens,
             "temperature": temperature,
             "top_p": kwargs["top_p"],
@@ -225,6 +248,13 @@ class LlamaCppLLM(BaseLLM):
             "stop": list(stop) or None,
             "stream": True,
         }
+        if kwargs.get("dry_multiplier"):
+            from llama_cpp import LogitsProcessorList
+
+            from core.llm.dry import Dry, LlamaCppDry
+
+            dry = Dry(multiplier=float(kwargs["dry_multiplier"]))
+            common["logits_processor"] = LogitsProcessorList([LlamaCppDry(dry, self._breakers)])
         stop_check = StoppingCriteriaList([lambda _ids, _logits: run.token()])
         pieces = self._stream(prompt_or_messages, common, stop_check, run)
         yield from _until(pieces, kwargs.get("max_time"))

@@ -1,0 +1,78 @@
+"""DRY: the penalty on extending a token run that the context already holds (core/llm/dry.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.llm.dry import Dry, LlamaCppDry, breaker_tokens
+
+
+def test_extending_a_repeated_run_is_penalised_by_its_length() -> None:
+    # ... 5 6 7 [8] ... 5 6 7 → continuing with 8 would repeat a run of 3.
+    tokens = np.array([5, 6, 7, 8, 9, 5, 6, 7])
+    assert Dry().penalties(tokens) == {8: pytest.approx(0.8 * 1.75)}
+    longer = np.array([4, 5, 6, 7, 8, 9, 4, 5, 6, 7])
+    assert Dry().penalties(longer)[8] == pytest.approx(0.8 * 1.75**2)
+
+
+def test_short_matches_and_a_zero_multiplier_cost_nothing() -> None:
+    assert Dry().penalties(np.array([3, 7, 8, 1, 7])) == {}  # a run of one: allowed
+    assert Dry(multiplier=0).penalties(np.array([5, 6, 7, 8, 5, 6, 7])) == {}
+
+
+def test_runs_stop_at_line_breaks() -> None:
+    newline = 0
+    tokens = np.array([5, newline, 6, 7, 8, 1, newline, 6, 7])
+    # Without the breaker the run "0 6 7" has length 3; with it, "6 7" has length 2.
+    assert Dry().penalties(tokens)[8] == pytest.approx(0.8 * 1.75)
+    assert Dry().penalties(tokens, frozenset({newline}))[8] == pytest.approx(0.8)
+    assert Dry().penalties(np.array([6, 7, newline, 6, 7, newline]), frozenset({newline})) == {}
+    assert breaker_tokens([(0, "\n"), (1, "a"), (2, ".\n\n")]) == frozenset({0, 2})
+
+
+def test_the_llamacpp_processor_lowers_only_the_penalised_logits() -> None:
+    scores = np.zeros(10, dtype=np.single)
+    out = LlamaCppDry(Dry(), frozenset())(np.array([5, 6, 7, 8, 9, 5, 6, 7]), scores)
+    assert out[8] == pytest.approx(-1.4)
+    assert np.count_nonzero(out) == 1
+
+
+PASSAGE = (
+    "The farmer walks to the old stone bridge every morning, counts the sheep grazing in "
+    "the green valley below, and writes the number in a small leather notebook."
+)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param(
+            "llamacpp",
+            marks=pytest.mark.skipif(
+                not __import__("core.llm", fromlist=["x"]).llamacpp_available(),
+                reason="llama-cpp-python is not installed or does not run on this CPU",
+            ),
+        ),
+        "torch-int8",
+    ],
+)
+def test_dry_keeps_the_served_model_from_copying_its_context(backend: str) -> None:
+    from core.llm import get_llm
+    from core.settings import OFFLINE_SMOLLM2
+    from evals.answer_quality import copied_share
+
+    # A completion prompt that invites the model to copy the rest of the passage verbatim.
+    prompt = f"{PASSAGE}\n\n{PASSAGE[:40]}"
+    llm = get_llm(OFFLINE_SMOLLM2, backend=backend)
+
+    def continuation(dry: float) -> str:
+        pieces = llm.stream(
+            prompt, max_new_tokens=32, temperature=0.0, repetition_penalty=1.0, dry_multiplier=dry
+        )
+        return PASSAGE[:40] + "".join(pieces)
+
+    plain, with_dry = continuation(0.0), continuation(0.8)
+    copied = copied_share(plain, PASSAGE)
+    assert copied >= 0.1  # greedy decoding copies (part of) it
+    assert copied_share(with_dry, PASSAGE) < copied / 2
