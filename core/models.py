@@ -49,13 +49,20 @@ def embedding_model_path(name: str | None = None) -> str:
     return name
 
 
-@lru_cache(maxsize=4)
-def get_embedding_model(name: str | None = None) -> SentenceTransformer:
-    """The embedding model, loaded once per process (thread-safe)."""
-    with _load_lock:
-        from sentence_transformers import SentenceTransformer
+_embedding_models: dict[str, SentenceTransformer] = {}
 
-        return SentenceTransformer(embedding_model_path(name), device="cpu")
+
+def get_embedding_model(name: str | None = None) -> SentenceTransformer:
+    """The embedding model, loaded once per process and model path, also when the graph's
+    parallel branches ask for it at the same moment (an lru_cache lets each of them load)."""
+    path = embedding_model_path(name)
+    with _load_lock:
+        model = _embedding_models.get(path)
+        if model is None:
+            from sentence_transformers import SentenceTransformer
+
+            model = _embedding_models[path] = SentenceTransformer(path, device="cpu")
+        return model
 
 
 @dataclass(frozen=True)

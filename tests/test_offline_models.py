@@ -147,3 +147,28 @@ def test_graph_ask_streams_an_answer_then_its_sources(tmp_path: Path) -> None:
     assert len(answer.split()) >= 5
     assert "  - " in sources and "file://" in sources
     assert "Traceback" not in ask.stderr
+
+
+def test_the_embedding_model_loads_once_when_branches_ask_at_the_same_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The graph's retrieval branches run in parallel threads: they must share one model."""
+    import threading
+
+    from core import models
+
+    monkeypatch.setattr(models, "_embedding_models", {})
+    start = threading.Barrier(4)
+    loaded: list[object] = []
+
+    def ask() -> None:
+        start.wait()
+        loaded.append(models.get_embedding_model())
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loaded) == 4 and all(model is loaded[0] for model in loaded)
+    assert len(models._embedding_models) == 1
