@@ -54,7 +54,7 @@ PASSAGE = (
                 reason="llama-cpp-python is not installed or does not run on this CPU",
             ),
         ),
-        "torch-int8",
+        "torch-fp32",  # full precision: the same greedy copy on every CPU
     ],
 )
 def test_dry_keeps_the_served_model_from_copying_its_context(backend: str) -> None:
@@ -74,5 +74,5 @@ def test_dry_keeps_the_served_model_from_copying_its_context(backend: str) -> No
 
     plain, with_dry = continuation(0.0), continuation(0.8)
     copied = copied_share(plain, PASSAGE)
-    assert copied >= 0.1  # greedy decoding copies (part of) it
+    assert copied >= 0.5  # greedy decoding copies the rest of it
     assert copied_share(with_dry, PASSAGE) < copied / 2
