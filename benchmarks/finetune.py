@@ -51,6 +51,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smollm2": {"base_model": "offline:SmolLM2-135M-Instruct"},
     "qwen": {"base_model": "offline:Qwen2.5-Coder-0.5B-Instruct"},
     "raw": {"objective": "raw"},
+    # Context-grounded pairs: each request carries two excerpts of the author's other
+    # documents, as served (finetune/grounding.py); longer blocks for the longer prompts.
+    "context": {"dataset": {"context_passages": 2}, "seq_len": 1024, "batch_size": 1},
     "instruct": {"objective": "instruct"},
     "instruct-nopack": {"objective": "instruct", "packing": False},
     "fp32": {"precision": "fp32"},
@@ -316,6 +319,7 @@ def main() -> None:
     from twin_quality import held_out_documents, split
 
     from finetune.datasets import build_instruct_dataset
+    from finetune.passages import BuildParams
     from retrievers.store import close_qdrant_client
 
     corpus = load_corpus(args.corpus.resolve())
@@ -327,12 +331,15 @@ def main() -> None:
     rows = []
     for folder in chosen:
         author = names[folder]
-        ds = build_instruct_dataset(author, use_llm=args.llm)
-        close_qdrant_client()
-        print(f"{author}: dataset {ds.version} {ds.manifest['counts']['train']} train / "
-              f"{ds.manifest['counts']['test']} test pairs", flush=True)  # fmt: skip
         docs = held_out_documents({folder: held[folder]}, names)
         for spec, overrides in configs:
+            overrides = dict(overrides)
+            params = BuildParams(**overrides.pop("dataset", {}))
+            ds = build_instruct_dataset(author, params=params, use_llm=args.llm)
+            close_qdrant_client()
+            overrides["dataset_version"] = ds.version
+            print(f"{author}: dataset {ds.version} {ds.manifest['counts']['train']} train / "
+                  f"{ds.manifest['counts']['test']} test pairs", flush=True)  # fmt: skip
             for fit_name in list(FITS) if args.compare_loop else ["trainer"]:
                 row = run_one(author, folder, spec, overrides, docs, args, fit_name)
                 rows.append(row)

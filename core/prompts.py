@@ -13,6 +13,10 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+# No identity line here: with "say that you are X's twin" in it, both Qwen models opened
+# ordinary answers with "As X, I write in a formal tone…", and a "do not invent numbers"
+# line made the 1.5B refuse ("I can't assist with that"); the twin introduces itself
+# through an example turn in small talk only (`small_talk_examples`).
 TWIN_SYSTEM_PROMPT = (
     "You are {author}'s writing twin. Write in {author}'s own voice: their tone, vocabulary, "
     "sentence rhythm and formatting habits. Use the context when it is relevant; never invent "
@@ -70,16 +74,99 @@ def style_examples(passages: Sequence[tuple[str, str]], max_tokens: int) -> list
     return turns
 
 
+# Small talk ("hi", "who are you?", "thanks"): no topic to retrieve for, and the moment a
+# small instruct model falls back to its vendor's persona ("I'm an AI language model created
+# by OpenAI"). Such a turn gets no context and one example turn of the twin introducing
+# itself, so the model answers as the author's twin.
+_SMALL_TALK = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day)|"
+    r"thanks?(?: you)?(?: (?:so|very) much)?|thank you|cheers|bye|goodbye|see you|"
+    r"how are you(?: doing| today)?|how'?s it going|what'?s up|nice to meet you|"
+    r"who are you|what are you|who is this|are you (?:an? )?(?:ai|bot|robot|human|real|"
+    r"person|machine|chatbot|language model)|who (?:made|built|created|trained|wrote) you|"
+    r"what can you do|what do you do|introduce yourself|tell me about yourself|"
+    r"what(?:'s| is) your name)"
+    r"(?: (?:there|again|twin|friend|everyone|all))?[\s!?.,:;)(-]*)+$",
+    re.IGNORECASE,
+)
+# Only small talk gets this line (with it in every prompt, answers opened with "As X, I…").
+SMALL_TALK_SYSTEM_LINE = (
+    " Greeted, thanked or asked who you are, answer in one or two sentences as {author}'s "
+    "writing twin and offer to write something in {author}'s voice."
+)
+# Two example exchanges, a greeting and the identity question: with the greeting alone the
+# 0.5B answered "who are you?" with an invented biography ("born in 1978 in Los Angeles").
+SMALL_TALK_EXAMPLES = (
+    (
+        "Hi!",
+        "Hello! I'm {author}'s writing twin: I learnt to write from {author}'s own posts and "
+        "articles. Ask me to write something the way {author} would.",
+    ),
+    (
+        "Who are you, really?",
+        "I'm not {author} but {author}'s writing twin, an AI trained on what {author} has "
+        "written. I can draft posts and answers in {author}'s voice.",
+    ),
+)
+# A vendor's assistant persona in an answer: never the twin's own words.
+VENDOR_PERSONA = re.compile(
+    r"[^.!?\n]*\b(?:(?:I am|I'm|as) (?:an? )?(?:AI language model|large language model|"
+    r"language model (?:developed|created|made|trained) by|AI assistant (?:developed|created|"
+    r"made|trained) by|Qwen|ChatGPT|GPT-\d|Claude)|(?:created|developed|made|trained|built) "
+    r"by (?:OpenAI|Alibaba(?: Cloud)?|Anthropic|Google|Meta|Hugging ?Face))[^.!?\n]*[.!?]?",
+    re.IGNORECASE,
+)
+
+
+def is_small_talk(text: str) -> bool:
+    """A greeting, thanks or question about the twin itself, with nothing to write about."""
+    stripped = " ".join(text.split())
+    return bool(stripped) and len(stripped.split()) <= 12 and bool(_SMALL_TALK.match(stripped))
+
+
+def small_talk_examples(author: str) -> list[dict[str, str]]:
+    """Example exchanges in which the twin greets and says what it is: the author's twin."""
+    name = author.strip() or GENERIC_AUTHOR
+    turns: list[dict[str, str]] = []
+    for request, answer in SMALL_TALK_EXAMPLES:
+        turns += [{"role": "user", "content": request},
+                  {"role": "assistant", "content": answer.replace("{author}", name)}]  # fmt: skip
+    return turns
+
+
+_ASKS_WHO = re.compile(
+    r"\b(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|afternoon|evening|day)|who|"
+    r"what are you|are you|introduce|yourself|your name|what can you do|what do you do)\b",
+    re.IGNORECASE,
+)
+
+
+def twin_reply_to_small_talk(request: str, answer: str, author: str) -> str:
+    """The answer to small talk, as the author's twin: a greeting or "who are you?" whose
+    answer does not say it is the twin (the small models often fall back to "How can I
+    assist you today?") gets the twin's own introduction instead."""
+    if _ASKS_WHO.search(request) and "twin" not in answer.lower():
+        name = author.strip() or GENERIC_AUTHOR
+        return SMALL_TALK_EXAMPLES[0][1].replace("{author}", name)
+    return answer
+
+
+def drop_vendor_persona(text: str) -> str:
+    """`text` without sentences in which the model speaks as a vendor's assistant."""
+    return re.sub(r"[ \t]{2,}", " ", VENDOR_PERSONA.sub("", text)).strip()
+
+
 def twin_messages(
     instruction: str,
     context: str = "",
     author: str = "",
     history: Sequence[dict[str, str]] = (),
     examples: Sequence[dict[str, str]] = (),
+    system_prompt: str = TWIN_SYSTEM_PROMPT,
 ) -> list[dict[str, str]]:
-    """Chat messages for one request: system, style example turns (`style_examples`), prior
-    turns, then the user's instruction after the context."""
-    system = TWIN_SYSTEM_PROMPT.format(author=author.strip() or GENERIC_AUTHOR)
+    """Chat messages for one request: system (`{author}` filled in), style example turns
+    (`style_examples`), prior turns, then the user's instruction after the context."""
+    system = system_prompt.replace("{author}", author.strip() or GENERIC_AUTHOR)
     user = instruction.strip()
     if context.strip():
         user = f"{CONTEXT_HEADER}\n\n{context.strip()}{CONTEXT_SEPARATOR}{user}"

@@ -1,9 +1,12 @@
 """Scoring of the twin's generated answers on real writing (benchmarks/twin_quality.py).
 
-- `degenerate_reasons(text, prompt=...)`: why an answer is unusable — empty, too short,
-  repetitive (distinct-2 below a floor), shouting, another language, chat-template
-  leakage, an unfinished last sentence, an echo of the prompt's own scaffolding, or mostly
-  copied verbatim from the prompt. An answer with no reason is usable.
+- `degenerate_reasons(text, prompt=..., chrome=...)`: why an answer is unusable — empty,
+  too short, repetitive (distinct-2 below a floor), shouting, another language, letters of
+  another script (a Chinese word in an English answer), chat-template leakage, an
+  unfinished last sentence, an echo of the prompt's own scaffolding, mostly copied
+  verbatim from the prompt, or (given the author's `chrome` line test) mostly page chrome
+  recited from the corpus — bylines, share buttons — instead of prose. An answer with no
+  reason is usable.
 - `topicality(...)`: embedding similarity of an answer to the document it was asked for,
   minus its mean similarity to the other documents (0 = no more about its topic than
   about anything else).
@@ -14,11 +17,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from evals.style import logical_lines
+from evals.style import words as style_words
 
 MIN_WORDS = 25
 MIN_DISTINCT2 = 0.5
@@ -51,7 +58,9 @@ def _is_shouting(text: str) -> bool:
     return bool(re.search(r"[!?]{3,}", text))
 
 
-def _language(text: str) -> str:
+def language_of(text: str) -> str:
+    """The language langdetect reads in the prose (code and URLs left out); "en" for texts
+    too short to tell, "unknown" when it cannot decide."""
     from langdetect import DetectorFactory, LangDetectException, detect
 
     DetectorFactory.seed = 0  # langdetect is random unless seeded
@@ -60,6 +69,58 @@ def _language(text: str) -> str:
         return detect(prose) if len(prose.split()) >= 8 else "en"
     except LangDetectException:
         return "unknown"
+
+
+# Languages written in Latin letters: any other script's letters in such an answer are a
+# model drifting into another language (langdetect misses one word in a paragraph).
+LATIN_LANGUAGES = frozenset(
+    "en fr de es it pt nl sv da no fi pl cs sk sl hr ro hu tr id ms tl sw ca et lv lt af sq "
+    "so vi cy ga eu gl is".split()
+)
+# Greek letters are maths in English technical prose (λ, π, Σ), not another language.
+_ALLOWED_SCRIPTS = frozenset({"LATIN", "GREEK"})
+# CJK punctuation and full-width forms are not letters but betray the same switch.
+_CJK_MARKS = re.compile(r"[\u3000-\u303f\uff00-\uffef]")
+
+
+def other_scripts(text: str) -> list[str]:
+    """Scripts other than Latin (and Greek) whose letters appear in the text, e.g. ["CJK"]."""
+    found = set()
+    for char in text:
+        if char.isascii() or not (char.isalpha() or _CJK_MARKS.match(char)):
+            continue
+        name = unicodedata.name(char, "")
+        script = name.split(" ", 1)[0] if name else "UNKNOWN"
+        if script not in _ALLOWED_SCRIPTS:
+            found.add(script)
+    return sorted(found)
+
+
+MAX_CHROME_LINES = 0.3
+MIN_PROSE_WORDS = 0.5
+
+
+def chrome_line_share(text: str, chrome: Callable[[str], bool]) -> float:
+    """Share of the text's non-empty lines that `chrome` calls page chrome."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return sum(bool(chrome(line)) for line in lines) / len(lines) if lines else 0.0
+
+
+def prose_word_share(text: str, chrome: Callable[[str], bool] | None = None) -> float:
+    """Share of the text's words that stand in prose: sentences (hard-wrapped ones joined),
+    not headings, code, tables, bare link or tag lists, nor lines `chrome` rejects."""
+    total = len(style_words(text))
+    if not total:
+        return 0.0
+    prose = 0
+    for line in logical_lines(text):
+        if line.is_prose:
+            prose += sum(
+                len(style_words(physical))
+                for physical in line.lines
+                if chrome is None or not chrome(physical)
+            )
+    return prose / total
 
 
 # The twin's own prompt scaffolding (core/prompts.py, old and current formats) in an answer.
@@ -82,9 +143,16 @@ def copied_share(text: str, source: str, n: int = COPY_NGRAM) -> float:
     return len(grams & source_grams) / len(grams)
 
 
-def degenerate_reasons(text: str, language: str = "en", prompt: str = "") -> list[str]:
+def degenerate_reasons(
+    text: str,
+    language: str = "en",
+    prompt: str = "",
+    chrome: Callable[[str], bool] | None = None,
+) -> list[str]:
     """Every reason the answer is degenerate (empty list = usable). With `prompt` (the text
-    the model was given), echoing it or copying most of it verbatim also counts."""
+    the model was given), echoing it or copying most of it verbatim also counts. With
+    `chrome` (a line test, `CorpusChrome(...).is_chrome` of the author's corpus), so does
+    an answer whose lines are ≥ 30 % chrome or whose words are < 50 % in prose."""
     stripped = text.strip()
     if not stripped:
         return ["empty"]
@@ -96,14 +164,21 @@ def degenerate_reasons(text: str, language: str = "en", prompt: str = "") -> lis
         reasons.append("repetitive")
     if _is_shouting(stripped):
         reasons.append("shouting")
-    if language and _language(stripped) not in (language, "unknown"):
+    if language and language_of(stripped) not in (language, "unknown"):
         reasons.append("other-language")
+    if language in LATIN_LANGUAGES and other_scripts(stripped):
+        reasons.append("other-script")
     if TEMPLATE_LEAK.search(stripped):
         reasons.append("template-leak")
     if PROMPT_ECHO.search(stripped):
         reasons.append("prompt-echo")
     if prompt and copied_share(stripped, prompt) > MAX_COPIED_SHARE:
         reasons.append("copied")
+    if chrome is not None and (
+        chrome_line_share(stripped, chrome) >= MAX_CHROME_LINES
+        or prose_word_share(stripped, chrome) < MIN_PROSE_WORDS
+    ):
+        reasons.append("chrome")
     if not FINISHED_END.search(stripped):
         reasons.append("unfinished")
     return reasons

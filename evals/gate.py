@@ -11,12 +11,14 @@ Rules (thresholds from `EVALS_GATE_*` environment variables or keyword arguments
    least `EVALS_GATE_MIN_IMPROVEMENT` (default 0: any strict improvement), and beat its own
    base model. Compared per WORD of the answers, so models with different tokenizers
    compare fairly.
-2. Answers: the first `EVALS_GATE_ANSWER_LIMIT` held-out requests (default 3; 0 skips it)
-   are answered greedily by the candidate and the reference through the backend that would
-   serve them (llama.cpp on the version's quantized GGUF); the candidate's share of
-   degenerate answers (`evals.answer_quality.degenerate_reasons`) may exceed the
-   reference's by at most `EVALS_GATE_DEGENERATE_TOLERANCE` (default 0.34: one answer in
-   three). Perplexity is computed on the merged weights; this checks what users get.
+2. Answers, on the voice yardstick (`evals.gate_answers`): `EVALS_GATE_ANSWER_LIMIT`
+   held-out requests (default 8, spread over the held-out documents; 0 skips it) are
+   answered greedily by the candidate and the reference through the backend that would
+   serve them (llama.cpp on the version's quantized GGUF). Refused: more degenerate answers
+   than the reference's beyond `EVALS_GATE_DEGENERATE_TOLERANCE` (default 0.13: one in
+   eight), recitation of the training documents beyond the author's own held-out rate,
+   page chrome, more invented specifics, or a style further from the author's held-out
+   profile. Perplexity is computed on the merged weights; this checks what users get.
 3. RAG: on a small RAG sample (`EVALS_GATE_RAG_LIMIT` questions, default 3; 0 skips it),
    no metric may fall more than `EVALS_GATE_RAG_TOLERANCE` (absolute, default 0.05) below
    the reference's. Retrieval recall@k and MRR always count; the judged faithfulness and
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    pass
 
 
 log = logging.getLogger(__name__)
@@ -174,7 +176,7 @@ def evaluate_candidate(
     refs = {"candidate": candidate_ref, reference_role: reference_ref, "base": base_ref}
     try:
         ppl = {
-            role: voice.model_perplexities(ref, held_out.passages, author)
+            role: voice.model_perplexities(ref, held_out.passages, author, raw=False)
             for role, ref in refs.items()
         }
     except (ModelNotAvailable, RegistryError, OSError, ValueError) as exc:
@@ -191,7 +193,6 @@ def evaluate_candidate(
         "relative_improvement": round(improvement, 4),
         "relative_improvement_vs_base": round(_improvement(word["base"], word["candidate"]), 4),
         "token_perplexity": {k: round(float(v["template"]), 4) for k, v in ppl.items()},
-        "raw_perplexity": {k: round(float(v["raw"]), 4) for k, v in ppl.items()},
         "n_passages": len(held_out.passages),
         "passages_source": held_out.source,
     }
@@ -216,9 +217,11 @@ def evaluate_candidate(
     elif not voice_ok:
         reasons.append("answer check skipped: the voice check already failed")
     else:
-        answers_ok = _check_answers(
+        from evals.gate_answers import check_answers
+
+        answers_ok = check_answers(
             result, {"candidate": candidate_ref, reference_role: reference_ref},
-            held_out.passages[:answer_limit], author, cfg,
+            held_out, author, cfg, answer_limit,
         )  # fmt: skip
 
     # 3. RAG (skipped when the voice check already failed: the answer would not change).
@@ -256,56 +259,6 @@ def evaluate_candidate(
 
 def _improvement(reference: float, candidate: float) -> float:
     return (reference - candidate) / reference if reference else 0.0
-
-
-def _check_answers(
-    result: dict[str, Any],
-    refs: dict[str, str],
-    passages: list[Any],
-    author: str,
-    cfg: Settings,
-) -> bool:
-    """Greedy answers of each model to the held-out requests; compare degenerate shares."""
-    from core.llm import get_llm
-    from core.prompts import twin_messages
-    from evals.answer_quality import degenerate_reasons
-
-    shares: dict[str, float] = {}
-    report: dict[str, Any] = {}
-    for role, ref in refs.items():
-        try:
-            llm = get_llm(ref)
-            answers = [
-                llm.generate(
-                    twin_messages(p.instruction, p.context, author),
-                    max_new_tokens=cfg.EVALS_GATE_ANSWER_MAX_TOKENS,
-                    temperature=0.0,
-                    sentence_grace=48,
-                )
-                for p in passages
-            ]
-        except Exception as exc:  # noqa: BLE001 - a gate refuses, it does not crash promote
-            result["reasons"].append(f"answers: {role} {ref} could not answer: {exc}")
-            return False
-        why = [degenerate_reasons(a) for a in answers]
-        shares[role] = sum(bool(w) for w in why) / len(answers)
-        report[role] = {
-            "backend": getattr(llm, "backend", ""),
-            "degenerate_share": shares[role],
-            "answers": [
-                {"text": a[:400], "degenerate": w} for a, w in zip(answers, why, strict=True)
-            ],
-        }
-    result["metrics"]["answers"] = report
-    candidate = shares.pop("candidate")
-    role, reference = next(iter(shares.items()))
-    ok = candidate <= reference + cfg.EVALS_GATE_DEGENERATE_TOLERANCE
-    result["reasons"].append(
-        f"answers: {candidate:.0%} of the candidate's {len(passages)} greedy answers are "
-        f"degenerate vs {reference:.0%} of {role}'s ({'ok' if ok else 'worse'}; tolerance "
-        f"{cfg.EVALS_GATE_DEGENERATE_TOLERANCE:.0%})"
-    )
-    return ok
 
 
 def _finish(result: dict[str, Any], record: bool) -> dict[str, Any]:

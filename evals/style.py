@@ -13,6 +13,7 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 # Closed-class English words whose relative frequencies are a classic authorship signal.
 FUNCTION_WORDS = (
@@ -175,3 +176,98 @@ def style_distance(sample: dict, reference: dict) -> dict[str, float]:
 def summarize(stats: dict) -> dict:
     """The stats without the long function-word vector (for compact reports)."""
     return {k: v for k, v in stats.items() if k != "function_words"}
+
+
+# --- Stylometric features that follow style rather than topic (evals/voice/stylometry.py).
+# More closed-class words than FUNCTION_WORDS (kept as it is: `style_distance` reports
+# compare with it): connectives, quantifiers and hedges are as author-specific as pronouns.
+EXTRA_FUNCTION_WORDS = (
+    "as up out off down why where whether although though however since until unless "
+    "both each every all any some such only even still more most much many other same too "
+    "again once own few one something nothing anything actually maybe perhaps quite rather "
+    "thus therefore hence instead indeed simply often never always already"
+).split()
+STYLE_FUNCTION_WORDS = tuple(FUNCTION_WORDS) + tuple(
+    w for w in EXTRA_FUNCTION_WORDS if w not in _FUNCTION_INDEX
+)
+FIRST_SINGULAR = frozenset("i me my mine myself i'm i've i'd i'll".split())
+FIRST_PLURAL = frozenset("we us our ours ourselves we're we've we'd we'll let's".split())
+SECOND_PERSON = frozenset("you your yours yourself yourselves you're you've you'd you'll".split())
+
+# Public names for the line patterns above (evals/voice/stylometry.py counts with them).
+HEADING_RE, LIST_RE, EMOJI_RE = _HEADING_RE, _LIST_RE, _EMOJI_RE
+_FENCE_RE = re.compile(r"^\s*(```|~~~)")
+_RST_UNDERLINE_RE = re.compile(r"^\s*([=\-~^*#+`'\".])\1{2,}\s*$")
+_TABLE_RE = re.compile(r"^\s*\|")
+_QUOTE_RE = re.compile(r"^\s*>")
+_SENTENCE_END_RE = re.compile(r"[.!?…][\"'”’)\]*_]*(?:\s|$)")
+
+
+@dataclass
+class LogicalLine:
+    """A paragraph line as written, before hard wrapping: a heading, a list item, a table
+    row, a code line, or a run of wrapped prose lines (`lines` keeps the physical lines)."""
+
+    kind: str  # "text" | "list" | "quote" | "heading" | "table" | "code" | "rule"
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        joiner = "\n" if self.kind == "code" else " "
+        return joiner.join(line.strip() for line in self.lines)
+
+    @property
+    def is_prose(self) -> bool:
+        """A sentence: enough words, mostly letters, with sentence punctuation."""
+        if self.kind not in ("text", "list", "quote"):
+            return False
+        text = self.text
+        letters = sum(c.isalpha() for c in text)
+        visible = sum(not c.isspace() for c in text)
+        return (
+            len(words(text)) >= 4
+            and letters >= 0.6 * max(visible, 1)
+            and bool(_SENTENCE_END_RE.search(text))
+        )
+
+
+def logical_lines(text: str) -> list[LogicalLine]:
+    """The text's lines with hard-wrapped paragraphs joined back, so prose wrapped at 72
+    columns (reStructuredText, e-mail) and unwrapped prose (model answers) compare."""
+    out: list[LogicalLine] = []
+    in_fence = False
+    after_blank = True
+    for line in text.splitlines():
+        current = out[-1] if out else None
+        if _FENCE_RE.match(line) or in_fence:
+            if _FENCE_RE.match(line):
+                in_fence = not in_fence
+            out.append(LogicalLine("code", [line]))
+        elif not line.strip():
+            after_blank = True
+            continue
+        elif _RST_UNDERLINE_RE.match(line):
+            if current and current.kind == "text" and len(current.lines) == 1 and not after_blank:
+                current.kind = "heading"  # reStructuredText: a title over its underline
+            else:
+                out.append(LogicalLine("rule", [line]))
+        elif _HEADING_RE.match(line):
+            out.append(LogicalLine("heading", [line]))
+        elif _LIST_RE.match(line):
+            out.append(LogicalLine("list", [line]))
+        elif _TABLE_RE.match(line):
+            out.append(LogicalLine("table", [line]))
+        elif _QUOTE_RE.match(line):
+            out.append(LogicalLine("quote", [line]))
+        elif (
+            line.startswith(("    ", "\t"))
+            and (after_blank or (current is not None and current.kind == "code"))
+            and not (current is not None and current.kind == "list" and not after_blank)
+        ):
+            out.append(LogicalLine("code", [line]))
+        elif current and not after_blank and current.kind in ("text", "list", "quote"):
+            current.lines.append(line)  # a wrapped continuation of the same paragraph
+        else:
+            out.append(LogicalLine("text", [line]))
+        after_blank = False
+    return out

@@ -1,7 +1,8 @@
 """The commands of `python -m finetune …` whose work is finetune's own: datasets, training,
-registry list/show/rollback. `registry promote` and `watch` chain training with the evals
-gate, so their work lives above both layers (evals/promotion.py, evals/watch.py) and the
-entry point (finetune/__main__.py) hands them to `main` as `commands`.
+registry list/show/rollback. `twin`, `registry promote` and `watch` chain training with the
+evals gate, so their work lives above both layers (evals/journey.py, evals/promotion.py,
+evals/watch.py) and the entry point (finetune/__main__.py) hands them to `main` as
+`commands`.
 
 Kept import-light: heavy libraries load only inside the command that needs them.
 GPU / 7B+ models: `train` uses QLoRA (4-bit nf4) automatically when CUDA is present; see
@@ -46,7 +47,11 @@ def print_result(data: Any, as_json: bool) -> None:
         print(data)
 
 
-def _add_train_args(p: argparse.ArgumentParser, with_author: bool = True) -> None:
+def _add_train_args(
+    p: argparse.ArgumentParser,
+    with_author: bool = True,
+    dataset_help: str = "default: the author's latest",
+) -> None:
     # One set of defaults: TrainConfig's (chosen by benchmarks/finetune.py).
     from finetune.export import GGUF_TYPES
     from finetune.sft import PRECISIONS
@@ -62,7 +67,7 @@ def _add_train_args(p: argparse.ArgumentParser, with_author: bool = True) -> Non
         default=d.base_model,
         help="HF id, local folder, .gguf, offline:… or registry:NAME@TAG",
     )
-    p.add_argument("--dataset-version", default=None, help="default: the author's latest")
+    p.add_argument("--dataset-version", default=None, help=dataset_help)
     p.add_argument("--max-steps", type=int, default=d.max_steps)
     p.add_argument(
         "--max-minutes",
@@ -193,6 +198,24 @@ def build_parser() -> argparse.ArgumentParser:
         if action in ("promote", "rollback"):
             p.add_argument("--reason", default="", help="recorded in the tag history")
 
+    tw = sub.add_parser(
+        "twin",
+        help="one command from an ingested author to a served twin: dataset → train → gate → "
+        "promote → before/after report",
+        description="Build (or reuse) the author's dataset, train a candidate with the train "
+        "defaults, run the promotion gate, promote when it agrees, and compare the served "
+        "model's answers before with the twin's after on three held-out requests. Refuses "
+        "before training when the author has too little writing. Exit status: 0 promoted, "
+        "1 the gate refused (the candidate is kept), 2 not enough writing or an error.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_train_args(tw, dataset_help="default: build the author's dataset (a no-op when "
+                    "their documents did not change)")  # fmt: skip
+    tw.add_argument("--no-llm", action="store_true", help="dataset instructions from templates")
+    tw.add_argument("--generator", default=None, help="LLM ref that writes the instructions")
+    tw.add_argument("--json", action="store_true", help="print the result object as JSON")
+
     w = sub.add_parser(
         "watch",
         help="poll for new data: build → train → gate → promote",
@@ -209,12 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 Command = Callable[[argparse.Namespace], int]
-ORCHESTRATED = ("registry promote", "watch")  # their work lives above finetune (evals/)
+ORCHESTRATED = ("twin", "registry promote", "watch")  # their work lives above finetune (evals/)
 
 
 def main(argv: list[str] | None = None, commands: Mapping[str, Command] | None = None) -> int:
     """Parse and run one command; `commands` supplies the ORCHESTRATED ones (the entry point
-    passes evals' promotion and watch loop)."""
+    passes evals' journey, promotion and watch loop)."""
     args = build_parser().parse_args(argv)
     # OpenMP threads that spin while waiting collapse when other jobs share the cores: LoRA
     # steps ran 2.5x slower than with sleeping waits on a loaded 2-core machine
@@ -252,11 +275,13 @@ def _dispatch(args: argparse.Namespace, commands: Mapping[str, Command]) -> int:
     if args.command == "dataset":
         return _dataset(args)
     if args.command == "train":
+        from finetune.sft import TrainConsole, quiet_library_bars
         from finetune.train import train
 
+        quiet_library_bars()
         config = train_config_from_args(args)
         config.register = not args.no_register
-        result = train(config)
+        result = train(config, progress=TrainConsole())
         print_result(
             {
                 "run_id": result.run_id,

@@ -31,6 +31,8 @@ import json
 import logging
 import re
 import shutil
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,24 +301,39 @@ def build_instruct_dataset(
     found = existing_version(INSTRUCT, version, author)
     if found and not force:
         set_latest(INSTRUCT, author, version)
+        if progress:
+            _say(f"dataset: {author}'s documents are unchanged: reusing version {version}")
         return found
 
     gen_client = (
         GenerationClient(generator, cache_dir=datasets_root() / "cache") if use_llm else None
     )
     assignment = split_documents(docs, params.test_fraction)
+    served = None
+    if params.context_passages > 0:
+        from finetune.grounding import ServedContext
+
+        served = ServedContext(author, params.context_passages, client)
+        held = {doc_id for doc_id, split in assignment.items() if split != "train"}
     deduper = Deduper(params.near_dup_threshold)
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     rejected: dict[str, int] = {}
     instruction_sources: dict[str, int] = {}
     work = [(doc, passage) for doc in docs for passage in passages_for(doc, params)]
-    iterator: Any = work
+    bar: Any = None
+    started = time.perf_counter()
     if progress:
-        from tqdm import tqdm
+        from core.progress import progress_bar
 
-        iterator = tqdm(work, desc="instructions", unit="passage")
+        _say(
+            f"dataset: building version {version} from {len(docs)} documents "
+            f"({len(work)} passages; instructions by {gen_id}) …"
+        )
+        bar = progress_bar(total=len(work), desc="dataset: instructions", unit="passage")
     kept = 0
-    for doc, passage in iterator:
+    for doc, passage in work:
+        if bar is not None:
+            bar.update(1)
         if params.max_pairs and kept >= params.max_pairs:
             break
         problem = answer_problem(passage["text"], doc["category"]) or deduper.is_duplicate(
@@ -339,13 +356,19 @@ def build_instruct_dataset(
             {
                 "instruction": instruction,
                 "answer": passage["text"].strip(),
-                "context": "",
+                "context": served.for_request(
+                    instruction, {str(doc["document_id"]), *(held if split == "train" else ())}
+                )
+                if served
+                else "",
                 "document_id": str(doc["document_id"]),
                 "category": str(doc["category"]),
                 "author": author,
             }
         )
         kept += 1
+    if bar is not None:
+        bar.close()
     if not rows["train"]:
         raise DatasetError(f"no usable training pairs for {author!r} (filtered: {rejected})")
     manifest = {
@@ -370,7 +393,17 @@ def build_instruct_dataset(
     path = save_version(INSTRUCT, version, rows, manifest)
     set_latest(INSTRUCT, author, version)
     log.info("instruct dataset %s: %s", version, manifest["counts"])
+    if progress:
+        _say(
+            f"dataset: version {version} built in {time.perf_counter() - started:.0f} s: "
+            f"{len(rows['train'])} train / {len(rows['test'])} test pairs"
+        )
     return DatasetVersion(INSTRUCT, version, author, path, manifest, built=True)
+
+
+def _say(line: str) -> None:
+    """A progress line on stderr, beside the bar (stdout keeps the command's result)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _count_by(rows: dict[str, list[dict[str, Any]]], key: str) -> dict[str, dict[str, int]]:

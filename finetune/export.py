@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -292,9 +294,18 @@ def quantize_gguf(source: Path, out_path: Path, gguf_type: str = DEFAULT_GGUF_TY
     params.ftype = GGUF_TYPES[gguf_type]
     params.nthread = 0  # all cores
     tmp = out_path.with_suffix(".tmp")
-    code = llama_cpp.llama_model_quantize(
-        str(source).encode("utf-8"), str(tmp).encode("utf-8"), params
-    )
+    # llama.cpp logs a line per tensor (hundreds) through llama-cpp-python's logger, whose
+    # level map is one off from ggml's enum in 0.3.x (ggml INFO arrives as WARNING): only
+    # ERROR keeps the listing out. A failure still raises below, with its return code.
+    llama_log = logging.getLogger("llama-cpp-python")
+    level = llama_log.level
+    llama_log.setLevel(max(level, logging.ERROR))
+    try:
+        code = llama_cpp.llama_model_quantize(
+            str(source).encode("utf-8"), str(tmp).encode("utf-8"), params
+        )
+    finally:
+        llama_log.setLevel(level)
     if code != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
         raise OSError(f"llama.cpp could not quantize {source} to {gguf_type} (code {code})")
@@ -307,13 +318,29 @@ def export_quantized_gguf(
     out_dir: Path,
     tokenizer_gguf: Path | None = None,
     gguf_type: str = DEFAULT_GGUF_TYPE,
+    progress: bool = True,
 ) -> Path:
-    """merged/ → f16 GGUF → `gguf_type` GGUF in `out_dir` (the f16 intermediate is removed)."""
+    """merged/ → f16 GGUF → `gguf_type` GGUF in `out_dir` (the f16 intermediate is removed).
+    With `progress`, a line on stderr when it starts and when it ends: the export takes tens
+    of seconds to minutes and would otherwise look like a hang after training."""
+    started = time.perf_counter()
+    if progress:
+        _say(f"export: GGUF {gguf_type} of {merged_dir.parent.name} …")
     f16 = export_gguf(merged_dir, out_dir / "model-f16.gguf", tokenizer_gguf)
     try:
-        return quantize_gguf(f16, out_dir / gguf_file(gguf_type), gguf_type)
+        out = quantize_gguf(f16, out_dir / gguf_file(gguf_type), gguf_type)
     finally:
         f16.unlink(missing_ok=True)
+    if progress:
+        _say(
+            f"export: GGUF {gguf_type} written in {time.perf_counter() - started:.0f} s "
+            f"({out.stat().st_size / 1e6:.0f} MB)"
+        )
+    return out
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def source_gguf(base_model: str) -> Path | None:

@@ -32,6 +32,9 @@ class BuildParams:
     instruction_max_new_tokens: int = 40
     rejected_max_new_tokens: int = 128
     max_pairs: int = 0  # 0 = no cap; else the first N passages in document order
+    # Excerpts of the author's other documents in each pair's prompt, as serving retrieves
+    # them (finetune/grounding.py); 0 = pairs without context.
+    context_passages: int = 0
     seed: int = 42
 
 

@@ -2,38 +2,41 @@
 
 `python -m finetune train --author NAME [--max-steps N] [--base-model REF]`
 
-- Base model: any HF causal LM — default the offline SmolLM2-135M-Instruct
-  (`core.models.resolve_llm_path("offline:SmolLM2-135M-Instruct")`); a Hub id such as
+- Base model: any HF causal LM — default the offline Qwen2.5-Coder-0.5B-Instruct that the
+  twin serves (`core.settings.OFFLINE_TRAIN_BASE`); a Hub id such as
   `meta-llama/Llama-3.1-8B-Instruct` works where the Hub (or its cache) is reachable; a
   `registry:NAME@TAG` ref continues from a registered model.
-- CPU: plain fp32 LoRA (r=8 on q/k/v/o by default). It runs end to end on a 2-core CPU with
-  the 135M model in minutes for tens of steps.
-- CUDA: QLoRA automatically (`--quantization auto`): bitsandbytes 4-bit nf4 with double
-  quantization, bf16 compute, `prepare_model_for_kbit_training` (gradient checkpointing).
-  For a 7B/8B model on one 24 GB+ GPU, e.g.:
-      python -m finetune train --author NAME --base-model meta-llama/Llama-3.1-8B-Instruct \
-          --lora-r 16 --lora-alpha 32 --target-modules all-linear --seq-len 2048 \
-          --batch-size 4 --grad-accum 4 --lr 1e-4 --max-steps 500
-  `--quantization none` trains bf16 LoRA on GPU instead. The adapter is then merged into the
-  base loaded in bf16/fp32 (not into the 4-bit weights) for `merged/`.
+- CPU: LoRA (r=16, all linear layers), bf16 autocast where the CPU has it; minutes for tens
+  of steps on 2 cores.
+- CUDA: QLoRA automatically (`--quantization auto`): bitsandbytes 4-bit nf4, double quant,
+  bf16 compute, gradient checkpointing; a 7B/8B example is in `python -m finetune train
+  --help`. The adapter is merged into the base in bf16/fp32 (not 4-bit) for `merged/`.
 - Prompts: `core.prompts.render_training_example` (the exact serving prompt); the loss covers
   only the completion tokens (the author's text + EOS).
 - Tracking: MLflow (finetune.tracking) gets params, dataset version, loss per step, held-out
   perplexity base vs fine-tuned, tokens/s and the adapter + manifest as artifacts.
 - Registry: each run registers a version (`candidate`) with adapter/, merged/, quantized/
   (int8 state_dict, and a GGUF for llama-architecture models); see finetune/export.py.
+- Progress: `train(config, progress=fn)` reports each stage (load base, score base, fine-tune,
+  score tuned, export) and each step to `fn` (`finetune.sft.ProgressFn`, `TrainConsole`).
+- Cache: the base model's held-out scores, per eval set, under
+  `DATA_DIR/finetune/cache/base-scores/` (see `finetune.scoring.cached_base_scores`): a rerun on the same
+  base and data scores only the tuned model.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.settings import OFFLINE_TRAIN_BASE
+from finetune.scoring import EvalSets, cached_base_scores, held_out_split, score_sets
+
+if TYPE_CHECKING:
+    from finetune.sft import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -181,46 +184,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _held_out(dd: Any, max_examples: int) -> Any:
-    split = dd["test"] if len(dd["test"]) else dd["train"]
-    return split.select(range(min(max_examples, len(split))))
-
-
-@dataclass
-class _EvalSets:
-    """What is scored before and after training (base = the adapter disabled)."""
-
-    pairs: dict[str, list[dict[str, list[int]]]]  # name → encoded instruct examples
-    documents: dict[str, list[str]]  # name → whole documents (raw text)
-
-
-def _score(model: Any, tokenizer: Any, sets: _EvalSets, config: TrainConfig, bf16: bool) -> dict:
-    from finetune.perplexity import document_perplexity, perplexity
-
-    scores: dict[str, float] = {}
-    for name, items in sets.pairs.items():
-        scores[f"{name}/perplexity"] = perplexity(model, items, tokenizer.pad_token_id, bf16)
-    for name, texts in sets.documents.items():
-        doc = document_perplexity(model, tokenizer, texts, config.eval_window, bf16)
-        scores[f"{name}/perplexity"] = doc["perplexity"]
-        scores[f"{name}/word_perplexity"] = doc["word_perplexity"]
-    return scores
-
-
-# Base-model scores per (base, eval sets, precision): a process that trains several configs of
-# one base on the same data (benchmarks/finetune.py) scores the base once.
-_BASE_SCORES: dict[str, dict[str, float]] = {}
-
-
-def _base_key(sets: _EvalSets, config: TrainConfig, bf16: bool) -> str:
-    import hashlib
-
-    blob = json.dumps(
-        [config.base_model, config.eval_window, bf16, sets.pairs, sets.documents], sort_keys=True
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
 def _sft(
     model: Any,
     tokenizer: Any,
@@ -230,11 +193,13 @@ def _sft(
     extra_eval: dict[str, list[dict]] | None,
     extra_documents: dict[str, list[str]] | None,
     fit: Any = None,
+    base_path: str = "",
+    progress: ProgressFn | None = None,
 ) -> tuple[list[float], dict[str, float]]:
-    """Score base → train (`fit`, default SFTTrainer) → score tuned, on the same held-out
+    """Score base → train (`fit`, default `sft_train`) → score tuned, on the same held-out
     sets."""
     from finetune.perplexity import relative_drop
-    from finetune.sft import sft_train, use_bf16
+    from finetune.sft import progress_stage, sft_train, use_bf16
     from finetune.train_data import (
         document_texts,
         encode_split,
@@ -251,8 +216,8 @@ def _sft(
         items = windows(items, config.seq_len)
     if not items:
         raise ValueError(f"nothing to train on in dataset {config.dataset_version}")
-    test_rows = list(_held_out(dd, config.eval_max_examples))
-    sets = _EvalSets(
+    test_rows = list(held_out_split(dd, config.eval_max_examples))
+    sets = EvalSets(
         pairs={
             "eval": encode_split(tokenizer, test_rows, config.seq_len),
             # The same training examples before/after: a noise-free view of whether it fit.
@@ -273,15 +238,26 @@ def _sft(
             if texts
         },
     )
-    key = _base_key(sets, config, bf16)
-    if key not in _BASE_SCORES:
-        with model.disable_adapter():
-            _BASE_SCORES[key] = _score(model, tokenizer, sets, config, bf16)
-    base = _BASE_SCORES[key]
-    losses, metrics = (fit or sft_train)(model, tokenizer, to_dataset(items), config, run, bf16)
-    tuned = _score(model, tokenizer, sets, config, bf16)
+    with progress_stage(progress, "score base") as stage:
+        base, hits = cached_base_scores(
+            model, tokenizer, sets, config, bf16, base_path, four_bit=wants_4bit(config)
+        )
+        stage["detail"] = f"{hits} of {len(sets.pairs) + len(sets.documents)} sets cached"
+        stage["cached_sets"] = hits
+    with progress_stage(progress, "fine-tune") as stage:
+        if fit is not None:  # the benchmark's own loop: no step events
+            losses, metrics = fit(model, tokenizer, to_dataset(items), config, run, bf16)
+        else:
+            losses, metrics = sft_train(
+                model, tokenizer, to_dataset(items), config, run, bf16, progress=progress
+            )
+        stage["steps"] = int(metrics.get("train/steps", len(losses)))
+        stage["detail"] = f"{stage['steps']} steps"
+    with progress_stage(progress, "score tuned"):
+        tuned = score_sets(model, tokenizer, sets, config, bf16)
     metrics["train/examples"] = float(len(items))
     metrics["train/bf16"] = float(bf16)
+    metrics["train/base_scores_cached"] = float(hits)
     for key, value in tuned.items():
         name, _, measure = key.partition("/")
         metrics[f"{name}/base_{measure}"] = base[key]
@@ -301,17 +277,20 @@ def train(
     extra_eval: dict[str, list[dict]] | None = None,
     extra_documents: dict[str, list[str]] | None = None,
     fit: Any = None,
+    progress: ProgressFn | None = None,
 ) -> TrainResult:
     """Train, export and register one version; returns the tracker run id and version.
 
     `extra_eval` (name → rows with instruction/answer/context/author) and `extra_documents`
     (name → whole texts) are more held-out sets, scored base vs tuned like the dataset's
     test split (SFT only; benchmarks/finetune.py uses them for documents never ingested).
-    `fit(model, tokenizer, dataset, config, run, bf16)` replaces the SFTTrainer run (the
-    benchmark's hand-written reference loop).
+    `fit(model, tokenizer, dataset, config, run, bf16)` replaces the `sft_train` run (the
+    benchmark's hand-written reference loop). `progress` (`finetune.sft.ProgressFn`) gets a
+    start and an end event per stage and, from `sft_train`, one event per step.
     """
     from finetune import tracking
     from finetune.datasets import INSTRUCT, PREFERENCE, load_dataset_version
+    from finetune.sft import progress_stage
 
     _set_threads(config)
     _seed_everything(config.seed)
@@ -333,25 +312,32 @@ def train(
                 "dataset_counts": ds_manifest.get("counts", {}),
             }
         )
-        model, tokenizer, base_path, four_bit = load_base(config)
+        with progress_stage(progress, "load base") as stage:
+            model, tokenizer, base_path, four_bit = load_base(config)
+            stage["detail"] = config.base_model
         run.set_tags({"qlora_4bit": four_bit, "base_path": base_path})
         model = add_lora(model, config)
         if config.method == "dpo":
             from finetune.dpo import dpo_train
 
-            losses, train_metrics, eval_metrics = dpo_train(model, tokenizer, dd, config, run)
+            with progress_stage(progress, "fine-tune"):
+                losses, train_metrics, eval_metrics = dpo_train(model, tokenizer, dd, config, run)
             metrics = {**train_metrics, **eval_metrics}
         else:
             losses, metrics = _sft(
-                model, tokenizer, dd, config, run, extra_eval, extra_documents, fit
-            )
+                model, tokenizer, dd, config, run, extra_eval, extra_documents, fit,
+                base_path, progress,
+            )  # fmt: skip
         run.log_metrics(metrics, step=max(len(losses), 1))
 
         version = version_path = None
         if config.register:
             from finetune.publish import register_run
 
-            version, version_path = register_run(
-                model, tokenizer, base_path, config, metrics, run, four_bit, ds_manifest
-            )
+            # merge, int8 and GGUF exports, then the manifest (finetune/publish.py)
+            with progress_stage(progress, "export") as stage:
+                version, version_path = register_run(
+                    model, tokenizer, base_path, config, metrics, run, four_bit, ds_manifest
+                )
+                stage["detail"] = f"{config.registry_name}@{version}"
         return TrainResult(run.run_id, version, version_path, dataset_version, metrics, losses)

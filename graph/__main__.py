@@ -52,6 +52,11 @@ async def ask(args: argparse.Namespace) -> int:
     if not streamed:  # a backend that does not stream still answers in full
         sys.stdout.write(final.get("answer", ""))
     sys.stdout.write("\n")
+    messages = final.get("messages") or []
+    meta = getattr(messages[-1], "response_metadata", None) or {} if messages else {}
+    if meta.get("model_version") or meta.get("model"):
+        # Which model answered: a promoted twin's registry version, or the offline default.
+        print(f"\nAnswered by: {meta.get('model_version') or meta.get('model')}")
     sources = final.get("context") or []
     if sources:
         print("\nSources:")

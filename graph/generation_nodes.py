@@ -7,9 +7,17 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import RunnableConfig
 
 from core.llm import trim_to_sentence
+from core.prompts import (
+    SMALL_TALK_SYSTEM_LINE,
+    drop_vendor_persona,
+    is_small_talk,
+    small_talk_examples,
+    style_examples,
+    twin_reply_to_small_talk,
+)
 from graph.configuration import Configuration
 from graph.node_llm import chat_model, text_of
-from graph.prompts import SYSTEM_PROMPT, format_context, twin_messages
+from graph.prompts import format_context, twin_messages
 from graph.state import State
 
 
@@ -28,8 +36,16 @@ def _history(state: State, limit: int) -> list[dict[str, str]]:
 
 def build_messages(state: State, cfg: Configuration) -> list[dict[str, str]]:
     """The twin prompt for this turn: `core.prompts.twin_messages`, the training format."""
-    from core.prompts import style_examples
-
+    author = (state.get("filters") or {}).get("author") or cfg.author or ""
+    if is_small_talk(state.get("request") or ""):
+        # Nothing to write about: no excerpts, and one turn of the twin introducing itself.
+        return twin_messages(
+            state.get("request") or "",
+            author=author,
+            history=_history(state, cfg.history_messages),
+            examples=small_talk_examples(author),
+            system_prompt=cfg.system_prompt + SMALL_TALK_SYSTEM_LINE,
+        )
     context_docs = state.get("context") or []
     shown = context_docs[: max(cfg.style_examples, 0)]
     examples = style_examples(
@@ -37,17 +53,14 @@ def build_messages(state: State, cfg: Configuration) -> list[dict[str, str]]:
         cfg.style_example_tokens,
     )
     context = format_context([d.page_content for d in context_docs[len(shown) :]])
-    author = (state.get("filters") or {}).get("author") or cfg.author or ""
-    messages = twin_messages(
+    return twin_messages(
         state.get("request") or "",
         context=context,
         author=author,
         history=_history(state, cfg.history_messages),
         examples=examples,
+        system_prompt=cfg.system_prompt,
     )
-    if cfg.system_prompt != SYSTEM_PROMPT:
-        messages[0]["content"] = cfg.system_prompt.replace("{author}", author or "the author")
-    return messages
 
 
 def _to_lc(messages: list[dict[str, str]]) -> list[BaseMessage]:
@@ -61,13 +74,20 @@ async def generate(state: State, *, config: RunnableConfig | None = None) -> dic
     LangGraph `stream_mode="messages"`)."""
     cfg = Configuration.from_runnable_config(config)
     if not (state.get("request") or "").strip():
-        message = AIMessage(content="Send a request (a question or what to write) to get an answer.")
+        message = AIMessage(
+            content="Send a request (a question or what to write) to get an answer."
+        )
         return {"answer": message.content, "messages": [message]}
     messages = build_messages(state, cfg)
     reply = await chat_model(cfg).ainvoke(
         _to_lc(messages), config=config, sentence_grace=cfg.sentence_grace
     )
     answer = trim_to_sentence(text_of(reply)) if cfg.sentence_grace else text_of(reply).strip()
+    # The twin never speaks as a vendor's assistant ("I'm an AI language model created by…").
+    answer = drop_vendor_persona(answer)
+    if is_small_talk(state.get("request") or "") or not answer:
+        author = (state.get("filters") or {}).get("author") or cfg.author or ""
+        answer = twin_reply_to_small_talk(state.get("request") or "hi", answer, author)
     # The version that actually answered (a registry ref resolves per call: hot swaps).
     version = (reply.response_metadata or {}).get("model_version")
     message = AIMessage(

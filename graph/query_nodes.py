@@ -58,6 +58,9 @@ async def self_query(state: State, *, config: RunnableConfig | None = None) -> d
             log.warning("self-query LLM failed: %s", exc)
     if filters.get("author") is None and cfg.author:
         filters["author"] = cfg.author
+    if filters.get("author") is None and len(authors) == 1 and not name_note:
+        # A one-person install: the twin is that person's, also when a request names nobody.
+        filters["author"] = authors[0]
     unknown = set(cfg.filters or {}) - set(empty_filters())
     if unknown:
         raise ValueError(f"filters: unknown keys {sorted(unknown)}; use {sorted(empty_filters())}")

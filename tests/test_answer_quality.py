@@ -41,6 +41,8 @@ def test_a_plain_finished_english_paragraph_is_usable() -> None:
             "other-language",
         ),
         (GOOD + "\n<|im_start|>user\nWrite more.", "template-leak"),
+        (GOOD[:-1] + ", which keeps the code 简单 and honest.", "other-script"),
+        (GOOD + " Это тоже важно.", "other-script"),
         (GOOD + " And then the next thing we", "unfinished"),
     ],
 )
@@ -117,3 +119,19 @@ def test_attribution_tells_two_writing_styles_apart() -> None:
         clf.probability([formal_text], ["Nobody"])
     with pytest.raises(ValueError, match="two authors"):
         AuthorshipClassifier().fit(formal, ["Formal"] * 12)
+
+
+def test_greek_maths_and_accented_latin_are_not_another_script() -> None:
+    assert "other-script" not in degenerate_reasons(GOOD + " The rate λ stays small, naïvely.")
+
+
+def test_an_answer_mostly_of_page_chrome_is_degenerate() -> None:
+    def chrome(line: str) -> bool:
+        return line.strip() in {"Share", "Subscribe now", "Jul 20, 2024"}
+
+    assert "chrome" not in degenerate_reasons(GOOD, chrome=chrome)
+    assert "chrome" not in degenerate_reasons(GOOD)  # no line test, no chrome reason
+    padded = "Jul 20, 2024\n\n" + GOOD + "\n\nShare\n\nSubscribe now"
+    assert "chrome" in degenerate_reasons(padded, chrome=chrome)  # 3 of 4 lines
+    listing = "\n".join(f"- item {i}" for i in range(12)) + "\n\nDone."
+    assert "chrome" in degenerate_reasons(listing, chrome=chrome)  # no prose to speak of

@@ -123,6 +123,28 @@ def test_boilerplate_lines_removed_structure_kept() -> None:
         assert keep in lines, keep
 
 
+def test_generic_chrome_dates_counters_and_widgets() -> None:
+    text = "\n".join([
+        "Maya Lindqvist", "Jul 20, 2024 · 6 min read", "", "7", "", "12 comments", "",
+        "Facebook", "", "Twitter", "", "Note", "", "Other", "", "Share", "",
+        "The retriever was fine; the chunks were not.", "",
+        "Note", "", "This idea was later rejected.", "",
+        "2019-10-13", "", "- Added the second retriever.", "",
+        "| 7 | 12 |", "", "1.", "", "```", "Share", "7", "```",
+    ])  # fmt: skip
+    cleaned = clean_text(text)
+    lines = cleaned.split("\n")
+    for junk in ("Jul 20, 2024 · 6 min read", "7", "12 comments", "Facebook", "Twitter", "Other", "Share"):
+        assert lines.count(junk) == (1 if junk in ("Share", "7") else 0), junk  # once: in code
+    # An admonition's "Note", a changelog's date over its list, a table row, a list marker
+    # and a bare name (it needs the author's corpus to be chrome) stay.
+    for keep in ("Maya Lindqvist", "Note", "2019-10-13", "- Added the second retriever.",
+                 "| 7 | 12 |", "1.", "The retriever was fine; the chunks were not."):
+        assert keep in lines, keep
+    assert lines.count("Note") == 1
+    assert cleaned.endswith("```\nShare\n7\n```")
+
+
 def test_whitespace_collapsed_outside_code() -> None:
     cleaned = clean_text("a    b\t\tc   \n\n\n\n\nd\r\ne")
     assert cleaned == "a b c\n\nd\ne"

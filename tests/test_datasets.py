@@ -193,3 +193,72 @@ def test_feedback_pairs_without_store_or_ratings():
         ]
     )
     assert pairs == [{"prompt": "Q?", "chosen": "A", "rejected": None}]
+
+
+_TOOLS = [
+    "crawler",
+    "warehouse",
+    "chunker",
+    "embedder",
+    "retriever",
+    "reranker",
+    "trainer",
+    "registry",
+]
+
+
+def _distinct_document(tool: str, n: int) -> str:
+    """Three paragraphs about one tool whose sentences name it (no sentence is shared)."""
+    paragraphs = []
+    for p in range(3):
+        sentences = [
+            f"The {tool} number {n}.{p}.{i} taught me something about {tool} design that I "
+            f"keep relearning whenever a {tool} misbehaves at night."
+            for i in range(4)
+        ]
+        paragraphs.append(" ".join(sentences))
+    return "\n\n".join(paragraphs)
+
+
+@pytest.mark.slow
+def test_context_grounded_pairs_carry_other_documents_as_served(data_dir):
+    """`context_passages`: each pair's prompt holds excerpts of the author's OTHER documents
+    found by the twin's retrieval; a training pair never sees a held-out document's text."""
+    from support.corpus import store_corpus
+
+    from core.prompts import CONTEXT_SEPARATOR
+
+    texts = {tool: _distinct_document(tool, n) for n, tool in enumerate(_TOOLS)}
+    store_corpus(
+        {"author": AUTHOR, "category": "articles", "platform": "web", "title": f"On the {tool}",
+         "content": text, "key": tool}
+        for tool, text in texts.items()
+    )  # fmt: skip
+    built = fds.build_instruct_dataset(
+        AUTHOR, params=fps.BuildParams(context_passages=2, min_words=20), use_llm=False
+    )
+    dd, manifest = fds.load_dataset_version(fds.INSTRUCT, AUTHOR, built.version)
+    assert manifest["params"]["context_passages"] == 2
+
+    def source(text: str) -> str:
+        head = " ".join(text.split()[:10])
+        return next(tool for tool, body in texts.items() if head in " ".join(body.split()))
+
+    held = {source(row["answer"]) for row in dd["test"]}
+    assert held and len(dd["train"])
+    for split in dd:
+        for row in dd[split]:
+            own = source(row["answer"])
+            excerpts = [e for e in row["context"].split(CONTEXT_SEPARATOR) if e.strip()]
+            assert 1 <= len(excerpts) <= 2, row
+            for excerpt in excerpts:
+                assert source(excerpt) != own  # never the passage's own document
+                if split == "train":
+                    assert source(excerpt) not in held  # held-out text never reaches training
+    # Pairs without context are another dataset version.
+    assert (
+        fds.build_instruct_dataset(
+            AUTHOR, use_llm=False, params=fps.BuildParams(min_words=20)
+        ).version
+        != built.version
+    )

@@ -180,3 +180,48 @@ def test_rag_regression_refuses() -> None:
     assert ok is False
     assert any("recall@k regressed" in r for r in reasons)
     assert any("mrr ok" in r for r in reasons)
+
+
+def _summary(**values: float) -> dict:
+    base = {"n": 8, "degenerate_share": 0.0, "copy_8gram_share_median": 0.0,
+            "copy_longest_span_median": 4, "chrome_answer_share": 0.0, "invented_share": 0.25,
+            "delta_own": 0.5}  # fmt: skip
+    return {**base, **values}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "failing_rule"),
+    [
+        (_summary(), None),
+        (_summary(degenerate_share=0.25), "answers:"),
+        (_summary(copy_8gram_share_median=0.6, copy_longest_span_median=80), "copying:"),
+        (_summary(copy_longest_span_median=40), "copying:"),
+        (_summary(chrome_answer_share=0.125), "page chrome:"),
+        (_summary(invented_share=0.5), "grounding:"),
+        (_summary(delta_own=0.9), "style:"),
+    ],
+)
+def test_the_gate_judges_answers_on_the_yardstick(candidate: dict, failing_rule: str | None) -> None:
+    """Each yardstick rule refuses on its own; a twin that recites is refused with the reason."""
+    from evals.gate_answers import judge
+
+    gold = {"copy_8gram_share_median": 0.0}
+    verdicts = judge(candidate, _summary(), gold, "served default", degenerate_tolerance=0.13)
+    failed = [text for ok, text in verdicts if not ok]
+    if failing_rule is None:
+        assert not failed, failed
+    else:
+        assert len(failed) == 1 and failed[0].startswith(failing_rule), failed
+    if failing_rule == "copying:":
+        assert "recites its training text" in failed[0]
+
+
+def test_gate_requests_are_spread_over_held_out_documents() -> None:
+    from evals.gate_answers import spread_requests
+    from evals.voice.held_out import Passage
+
+    passages = [Passage(f"a{i}", document_id="a") for i in range(5)] + [
+        Passage(f"b{i}", document_id="b") for i in range(2)
+    ]
+    picked = spread_requests(passages, 4)
+    assert [p.answer for p in picked] == ["a0", "b0", "a1", "b1"]

@@ -144,7 +144,10 @@ def test_graph_ask_streams_an_answer_then_its_sources(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ask.returncode == 0, ask.stderr
     answer, _, sources = ask.stdout.partition("\nSources:\n")
+    answer, _, answered_by = answer.partition("\nAnswered by: ")
     assert len(answer.split()) >= 5
+    # No twin promoted yet: the offline default answered, and the CLI names it.
+    assert answered_by.strip() == "offline:Qwen2.5-Coder-0.5B-Instruct"
     assert "  - " in sources and "file://" in sources
     assert "Traceback" not in ask.stderr
 

@@ -154,6 +154,10 @@ def test_payloads_and_filters(stores) -> None:
 
     cleaned = client.retrieve("cleaned_posts", [CORPUS[2].id], with_payload=True)[0].payload
     assert set(cleaned) == set(CleanedDocument.model_fields) | {"features"}
+    # Prose carries its author's chrome fingerprint in the key; code has no chrome.
+    assert "|chrome:" in cleaned["features"]
+    repo = client.retrieve("cleaned_repositories", [CORPUS[3].id], with_payload=True)[0].payload
+    assert "chrome" not in repo["features"]
     assert CleanedDocument.model_validate(cleaned).content_hash == CORPUS[2].content_hash
 
     # Filters by author and category with qdrant models.Filter.

@@ -42,14 +42,14 @@ def trained(tmp_path_factory):
         reset_settings()
         demo_corpus.seed_cleaned(get_qdrant_client(), demo_corpus.corpus(n_topics=2))
         import io
-        from contextlib import redirect_stdout
+        from contextlib import redirect_stderr, redirect_stdout
 
         out = io.StringIO()
         with redirect_stdout(out):
             assert main(["dataset", "build", "--author", AUTHOR, "--no-llm", "--json"]) == 0
         built = json.loads(out.getvalue())
-        out = io.StringIO()
-        with redirect_stdout(out):
+        out, err = io.StringIO(), io.StringIO()  # not terminals: progress comes as lines
+        with redirect_stdout(out), redirect_stderr(err):
             code = main(
                 ["train", "--author", AUTHOR, "--base-model", BASE, "--max-steps", "6",
                  "--seq-len", "128", "--batch-size", "2", "--lr", "1e-3", "--json"]
@@ -57,6 +57,7 @@ def trained(tmp_path_factory):
         assert code == 0
         result = json.loads(out.getvalue())
         result["dataset"] = built["instruct"]
+        result["progress"] = err.getvalue()
         yield result
         close_qdrant_client()
         reset_settings()
@@ -72,6 +73,54 @@ def test_training_reduces_loss(trained):
     assert metrics["train/steps"] == 6 and metrics["train/stopped_at_budget"] == 0
     assert metrics["train/tokens_per_s"] > 0 and metrics["train/steps_per_s"] > 0
     assert trained["dataset_version"] == trained["dataset"]["version"]
+
+
+def test_train_prints_progress_lines_off_a_terminal(trained):
+    """`finetune train` into a log: a line per stage and per step (6 steps: each one, since a
+    line comes every 5% of the steps), each step with its loss and time left; no bar."""
+    lines = trained["progress"].splitlines()
+    steps = [line for line in lines if line.startswith("train: step ")]
+    assert [line.split(",")[0] for line in steps] == [f"train: step {n}/6" for n in range(1, 7)]
+    assert all(" loss " in line and "elapsed, ~" in line and "left" in line for line in steps)
+    for stage in ("load base", "score base", "fine-tune", "score tuned", "export"):
+        assert any(line.startswith(f"train: {stage} …") for line in lines), stage
+        assert any(line.startswith(f"train: {stage} done in ") for line in lines), stage
+    assert any(line.startswith("export: GGUF Q8_0 written in ") for line in lines)
+    assert "\r" not in trained["progress"]
+    # The JSON result on stdout stays clean of progress.
+    assert trained["metrics"]["train/steps"] == 6
+
+
+def test_train_console_on_a_terminal_draws_a_bar():
+    import io
+
+    from finetune.sft import TrainConsole
+
+    out = io.StringIO()
+    console = TrainConsole(file=out, tty=True)
+    console({"event": "stage", "stage": "fine-tune", "state": "start"})
+    for step in (1, 2, 3):
+        console({"event": "step", "step": step, "total": 3, "loss": 1.0 / step,
+                 "seconds": step * 2.0, "eta": (3 - step) * 2.0})  # fmt: skip
+    console({"event": "stage", "stage": "fine-tune", "state": "end", "seconds": 6.0})
+    text = out.getvalue()
+    assert "\r" in text and "3/3" in text and "loss=0.3333" in text
+    assert "train: fine-tune done in 6 s" in text
+
+
+def test_train_console_in_a_log_throttles_long_runs():
+    import io
+
+    from finetune.sft import TrainConsole
+
+    out = io.StringIO()
+    console = TrainConsole(file=out, tty=False)
+    for step in range(1, 201):
+        console({"event": "step", "step": step, "total": 200, "loss": 2.0,
+                 "seconds": 0.0, "eta": 0.0})  # fmt: skip
+    steps = [line for line in out.getvalue().splitlines() if line.startswith("train: step ")]
+    assert len(steps) == 21  # the first step, then every 5% of 200 steps
+    assert steps[0].startswith("train: step 1/200") and steps[-1].startswith("train: step 200/")
 
 
 def test_tracker_holds_the_run(trained):

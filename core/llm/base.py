@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.llm.errors import LLMError
-from core.settings import OFFLINE_LLM_FALLBACK, OFFLINE_QWEN, OFFLINE_SMOLLM2, get_settings
+from core.settings import (
+    OFFLINE_LLM_FALLBACK,
+    OFFLINE_QWEN,
+    OFFLINE_QWEN_15,
+    OFFLINE_SMOLLM2,
+    get_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,9 @@ MODEL_DEFAULTS: dict[str, GenerationDefaults] = {
     # DRY 0.8 on the 12 held-out PEPs: degenerate 8% → 0%, topicality +0.23 → +0.30; the
     # fine-tuned twins (which inherit their base model's defaults) 50% → 8%.
     OFFLINE_QWEN: GenerationDefaults(
+        temperature=0.3, top_p=0.9, repetition_penalty=1.1, dry_multiplier=0.8
+    ),
+    OFFLINE_QWEN_15: GenerationDefaults(
         temperature=0.3, top_p=0.9, repetition_penalty=1.1, dry_multiplier=0.8
     ),
     OFFLINE_SMOLLM2: GenerationDefaults(temperature=0.0, top_p=0.9, repetition_penalty=1.15),
@@ -194,6 +203,7 @@ class BaseLLM:
         kwargs.setdefault("top_p", self.defaults.top_p)
         kwargs.setdefault("repetition_penalty", self.defaults.repetition_penalty)
         kwargs.setdefault("dry_multiplier", self.defaults.dry_multiplier)
+        kwargs.setdefault("script", get_settings().LLM_SCRIPT)
         stops = list(dict.fromkeys([*(stop or ()), *self.defaults.stop]))
         return budget, grace, float(temperature), stops
 

@@ -34,8 +34,31 @@ def llamacpp_available() -> bool:
     return llamacpp_runs()
 
 
+class _VocabMasks:
+    """What the logits processors need from a model's vocabulary, computed once per model:
+    DRY's sequence breakers and the tokens of other scripts (core/llm/script_mask.py)."""
+
+    _vocab_pieces: list[tuple[int, str]]  # (token id, its text), a cached property below
+
+    @cached_property
+    def _breakers(self) -> frozenset[int]:
+        """Token ids holding a line break (DRY's sequence breakers)."""
+        from core.llm.dry import breaker_tokens
+
+        return breaker_tokens(self._vocab_pieces)
+
+    def _foreign_tokens(self, script: str) -> Any:
+        """Token ids spelling letters of a script other than `script` (empty for `any`)."""
+        from core.llm.script_mask import foreign_tokens
+
+        cache = self.__dict__.setdefault("_foreign_by_script", {})
+        if script not in cache:
+            cache[script] = foreign_tokens(self._vocab_pieces if script != "any" else (), script)
+        return cache[script]
+
+
 # --------------------------------------------------------------------------- transformers
-class TransformersLLM(BaseLLM):
+class TransformersLLM(_VocabMasks, BaseLLM):
     """In-process transformers on CPU (fp32 or dynamic int8), streaming via a thread."""
 
     def __init__(self, ref: str, model: Any, tokenizer: Any, backend: str) -> None:
@@ -44,12 +67,9 @@ class TransformersLLM(BaseLLM):
         self.backend = backend
 
     @cached_property
-    def _breakers(self) -> frozenset[int]:
-        """Token ids holding a line break (DRY's sequence breakers), found once per model."""
-        from core.llm.dry import breaker_tokens
-
+    def _vocab_pieces(self) -> list[tuple[int, str]]:
         vocab = range(len(self.tokenizer))
-        return breaker_tokens(zip(vocab, self.tokenizer.batch_decode([[i] for i in vocab]), strict=True))
+        return list(zip(vocab, self.tokenizer.batch_decode([[i] for i in vocab]), strict=True))
 
     def _stream_pieces(
         self,
@@ -80,11 +100,19 @@ class TransformersLLM(BaseLLM):
             gen_kwargs["max_time"] = float(kwargs["max_time"])
         if kwargs.get("no_repeat_ngram_size"):
             gen_kwargs["no_repeat_ngram_size"] = int(kwargs["no_repeat_ngram_size"])
+        processors: list[Any] = []
         if kwargs.get("dry_multiplier"):
             from core.llm.dry import Dry, TransformersDry
 
             dry = Dry(multiplier=float(kwargs["dry_multiplier"]))
-            gen_kwargs["logits_processor"] = [TransformersDry(dry, self._breakers)]
+            processors.append(TransformersDry(dry, self._breakers))
+        banned = self._foreign_tokens(kwargs.get("script") or "any")
+        if banned.size:
+            from core.llm.script_mask import TransformersScriptMask
+
+            processors.append(TransformersScriptMask(banned))
+        if processors:
+            gen_kwargs["logits_processor"] = processors
         if temperature and temperature > 0:
             gen_kwargs.update(
                 do_sample=True, temperature=float(temperature), top_p=kwargs["top_p"]
@@ -197,7 +225,7 @@ def _load_transformers(ref: str, backend: str) -> TransformersLLM:
 
 
 # --------------------------------------------------------------------------- llama.cpp
-class LlamaCppLLM(BaseLLM):
+class LlamaCppLLM(_VocabMasks, BaseLLM):
     backend = "llamacpp"
 
     def __init__(self, ref: str, gguf: Path, tokenizer: Any | None) -> None:
@@ -220,13 +248,9 @@ class LlamaCppLLM(BaseLLM):
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     @cached_property
-    def _breakers(self) -> frozenset[int]:
-        """Token ids holding a line break (DRY's sequence breakers), found once per model."""
-        from core.llm.dry import breaker_tokens
-
+    def _vocab_pieces(self) -> list[tuple[int, str]]:
         detokenize = self.llama.detokenize
-        vocab = range(self.llama.n_vocab())
-        return breaker_tokens((i, detokenize([i]).decode("utf-8", "replace")) for i in vocab)
+        return [(i, detokenize([i]).decode("utf-8", "replace")) for i in range(self.llama.n_vocab())]
 
     def _stream_pieces(
         self,
@@ -248,13 +272,21 @@ class LlamaCppLLM(BaseLLM):
             "stop": list(stop) or None,
             "stream": True,
         }
+        processors: list[Any] = []
         if kwargs.get("dry_multiplier"):
-            from llama_cpp import LogitsProcessorList
-
             from core.llm.dry import Dry, LlamaCppDry
 
             dry = Dry(multiplier=float(kwargs["dry_multiplier"]))
-            common["logits_processor"] = LogitsProcessorList([LlamaCppDry(dry, self._breakers)])
+            processors.append(LlamaCppDry(dry, self._breakers))
+        banned = self._foreign_tokens(kwargs.get("script") or "any")
+        if banned.size:
+            from core.llm.script_mask import LlamaCppScriptMask
+
+            processors.append(LlamaCppScriptMask(banned))
+        if processors:
+            from llama_cpp import LogitsProcessorList
+
+            common["logits_processor"] = LogitsProcessorList(processors)
         stop_check = StoppingCriteriaList([lambda _ids, _logits: run.token()])
         pieces = self._stream(prompt_or_messages, common, stop_check, run)
         yield from _until(pieces, kwargs.get("max_time"))

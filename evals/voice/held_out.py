@@ -37,6 +37,10 @@ class HeldOut:
     # The author's wider corpus (train + test answers) for the style reference.
     corpus: list[str] = field(default_factory=list)
     author: str = ""
+    # Whole documents of the dataset's splits (what a twin trained on it may have memorised,
+    # and the author's voice it never saw): the voice yardstick's reference texts.
+    train_documents: list[str] = field(default_factory=list)
+    test_documents: list[str] = field(default_factory=list)
 
 
 def find_instruct_dataset(author: str) -> Path | None:
@@ -91,9 +95,18 @@ def load_dataset_passages(
         passages = passages[:limit]
     if not passages:
         raise VoiceEvalError(f"dataset {path} has no held-out ('test') passages of {author!r}")
+    from finetune.train_data import document_texts
+
     corpus = [r["answer"] for split in dataset for r in rows(split)]
     found_author = author or next((r.get("author") for r in test_rows if r.get("author")), "")
-    return HeldOut(passages, source=f"dataset:{path.name}", corpus=corpus, author=found_author)
+    return HeldOut(
+        passages,
+        source=f"dataset:{path.name}",
+        corpus=corpus,
+        author=found_author,
+        train_documents=document_texts(rows("train")) if "train" in dataset else [],
+        test_documents=document_texts(test_rows),
+    )
 
 
 def load_passages_file(path: str | Path, limit: int | None = None) -> HeldOut:

@@ -66,8 +66,12 @@ def model_perplexities(
     passages: list[Passage],
     author: str,
     max_length: int = DEFAULT_MAX_LENGTH,
+    *,
+    raw: bool = True,
 ) -> dict[str, float | int]:
-    """Template and raw perplexity of one model over the passages (memoized per process)."""
+    """Template and (with `raw`) raw perplexity of one model over the passages (memoized
+    per process). The gate decides on the template measure alone and skips `raw`: it
+    doubles the scoring time."""
     from core.models import load_causal_lm, resolve_llm_path
 
     path = resolve_llm_path(ref)
@@ -78,6 +82,7 @@ def model_perplexities(
         tuple((p.instruction, p.context, p.answer) for p in passages),
         author,
         max_length,
+        raw,
     )
     if key in _PPL_CACHE:
         return dict(_PPL_CACHE[key])
@@ -86,8 +91,9 @@ def model_perplexities(
     for passage in passages:
         nll, n, words = template_nll(model, tokenizer, passage, author, max_length)
         t_total, t_count, t_words = t_total + nll, t_count + n, t_words + words
-        nll, n = raw_nll(model, tokenizer, passage.answer, max_length)
-        r_total, r_count = r_total + nll, r_count + n
+        if raw:
+            nll, n = raw_nll(model, tokenizer, passage.answer, max_length)
+            r_total, r_count = r_total + nll, r_count + n
     result: dict[str, float | int] = {
         "template": _ppl(t_total, int(t_count)),
         # Per word of the scored answers: comparable across tokenizers (the gate's measure).

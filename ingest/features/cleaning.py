@@ -2,7 +2,9 @@
 
 Cleaning must not lose meaning. Articles and posts lose only what is junk for retrieval and
 style learning:
-- leftover page chrome lines ("Sign up", "Share this post", "Subscribe", "5 min read", …);
+- leftover page chrome lines ("Sign up", "Share this post", "Subscribe", "5 min read", a date
+  or a like count alone on a line, …: `boilerplate.is_generic_chrome`; the lines that recur
+  across one author's documents are stripped at sync by `boilerplate.CorpusChrome`);
 - tracking parameters in URLs (utm_*, fbclid, Medium's `source=`, …); the URLs themselves stay;
 - emoji and unicode junk: zero-width and bidi characters, control characters, odd spaces;
   compatibility forms (ligatures, full-width letters, styled maths letters) are folded with
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from core.domain import Category, CleanedDocument, RawDocument
+from ingest.features.boilerplate import CorpusChrome, chrome_lines, split_code_blocks
 
 FILE_HEADER = "# file: "
 
@@ -150,103 +153,14 @@ def strip_tracking(url: str) -> str:
     return base + hash_sign + fragment + trail
 
 
-# --- boilerplate lines --------------------------------------------------------------------
-
-_BOILERPLATE = re.compile(
-    r"^(?:"
-    r"sign (?:up|in)(?: for free| now)?|log ?in|register|get started|"
-    r"subscribe(?: now| for free| to .{0,60})?|subscribed|upgrade to paid|"
-    r"share(?: this (?:post|article|story))?(?: on (?:twitter|x|facebook|linkedin|reddit|email))?|"
-    r"(?:tweet|pin it|copy link|email|print)|"
-    r"follow(?:ing)?|listen|clap|claps?|\d+ (?:claps?|likes?|comments?|reposts?|shares?)|"
-    r"like|comment|repost|send|reply|responses?|\d+ responses?|"
-    r"get the app|open in app|member-only story|top highlight|"
-    r"read more|continue reading|see more|show more|view (?:all )?comments?|leave a comment|"
-    r"back to top|skip to (?:main )?content|previous (?:post|article)|next (?:post|article)|"
-    r"\d+ min(?:ute)? read|"
-    r"thanks for reading[^.!?]{0,80}[.!?]? subscribe .{0,100}|"
-    r"discussion about this (?:post|article)|no posts|ready for more\??|"
-    r"(?:accept|reject) (?:all )?cookies|we use cookies.{0,120}|"
-    r"advertisement|sponsored|recommended (?:for you|from medium)|"
-    r"sign up to discover human stories.{0,120}"
-    r")$",
-    re.IGNORECASE,
-)
-# Byline chrome, only when followed by a capitalised name: "Written by Maya Lindqvist".
-_BYLINE = re.compile(r"^(?:[Ww]ritten by|[Pp]ublished in|[Mm]ore from) [A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,4}$")
-_MARKDOWN_SEPARATOR = re.compile(r"^\s*(?:[-*_]\s*){3,}$|^\s*(?:[.·•]\s*){3,}$")
-_LINK_TEXT = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-_LINE_DECOR = re.compile(r"^[\s>#*_\-+•·|]*|[\s*_|.:!•·]*$")
-
-
-def _is_boilerplate(line: str) -> bool:
-    stripped = line.strip()
-    if not stripped or len(stripped) > 160:
-        return False
-    if _MARKDOWN_SEPARATOR.match(stripped):
-        return False  # a thematic break is Markdown structure, not junk
-    if stripped.startswith("#") and not _LINK_TEXT.search(stripped):
-        return False  # headings are structure
-    core = _LINE_DECOR.sub("", _LINK_TEXT.sub(r"\1", stripped))
-    return bool(core) and bool(_BOILERPLATE.match(core) or _BYLINE.match(core))
-
-
 # --- text documents -------------------------------------------------------------------------
 
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 _INLINE_CODE = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)")
 _SPACES = re.compile(r"[ \t]{2,}")
 _BLANK_RUN = re.compile(r"\n{3,}")
-
-
-def _split_code_blocks(text: str) -> list[tuple[bool, str]]:
-    """[(is_code, segment)]: fenced blocks (with their fences) and indented code are code."""
-    lines = text.split("\n")
-    segments: list[tuple[bool, list[str]]] = []
-    i = 0
-    prose: list[str] = []
-
-    def flush_prose() -> None:
-        if prose:
-            segments.append((False, prose.copy()))
-            prose.clear()
-
-    while i < len(lines):
-        line = lines[i]
-        fence = _FENCE.match(line)
-        if fence:
-            marker = fence.group(2)
-            block = [line]
-            i += 1
-            while i < len(lines):
-                block.append(lines[i])
-                closing = _FENCE.match(lines[i])
-                if closing and closing.group(2)[0] == marker[0] and len(closing.group(2)) >= len(marker) and not lines[i].strip()[len(closing.group(2)):].strip():
-                    i += 1
-                    break
-                i += 1
-            flush_prose()
-            segments.append((True, block))
-            continue
-        # Indented code: 4+ spaces or a tab after a blank line (not a nested list item).
-        if (line.startswith(("    ", "\t")) and line.strip()
-                and (not prose or not prose[-1].strip())
-                and not re.match(r"\s*(?:[-*+]|\d+[.)])\s", line)):
-            block = []
-            while i < len(lines) and (lines[i].startswith(("    ", "\t")) or not lines[i].strip()):
-                block.append(lines[i])
-                i += 1
-            trailing_blank = []
-            while block and not block[-1].strip():
-                trailing_blank.append(block.pop())
-            flush_prose()
-            segments.append((True, block))
-            prose.extend(trailing_blank)
-            continue
-        prose.append(line)
-        i += 1
-    flush_prose()
-    return [(is_code, "\n".join(seg)) for is_code, seg in segments]
+# Code blocks are found where chrome detection finds them (one definition); the private
+# name stays for the chunkers that import it from here.
+_split_code_blocks = split_code_blocks
 
 
 def _clean_prose(text: str) -> str:
@@ -260,9 +174,11 @@ def _clean_prose(text: str) -> str:
     text = _INLINE_CODE.sub(stash, text)
     text = normalize_unicode(text)
     text = _URL.sub(lambda m: strip_tracking(m.group(0)), text)
+    lines = text.split("\n")
+    chrome = chrome_lines(lines)
     out = []
-    for line in text.split("\n"):
-        if _is_boilerplate(line):
+    for number, line in enumerate(lines):
+        if number in chrome:
             continue
         indent = len(line) - len(line.lstrip(" \t"))
         body = _SPACES.sub(" ", line[indent:]).rstrip()
@@ -277,12 +193,12 @@ def clean_text(text: str) -> str:
     """Clean article/post text; code blocks and inline code stay verbatim."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     parts = []
-    for is_code, segment in _split_code_blocks(text):
+    for is_code, segment in split_code_blocks(text):
         parts.append(segment if is_code else _clean_prose(segment))
     cleaned = "\n".join(parts)
     # Collapse blank-line runs only outside code: re-split so code keeps its blank lines.
     result = []
-    for is_code, segment in _split_code_blocks(cleaned):
+    for is_code, segment in split_code_blocks(cleaned):
         result.append(segment if is_code else _BLANK_RUN.sub("\n\n", segment))
     return "\n".join(result).strip("\n").strip()
 
@@ -383,6 +299,7 @@ def clean_repository_document(raw: RawDocument) -> CleanedDocument:
     )
 
 
+TEXT_CATEGORIES = (Category.ARTICLES, Category.POSTS)  # prose: chrome is stripped from these
 CLEANERS: dict[Category, Callable[[RawDocument], CleanedDocument]] = {
     Category.ARTICLES: clean_text_document,
     Category.POSTS: clean_text_document,
@@ -390,8 +307,41 @@ CLEANERS: dict[Category, Callable[[RawDocument], CleanedDocument]] = {
 }
 
 
-def clean_document(raw: RawDocument | Mapping[str, Any]) -> CleanedDocument:
-    """Clean one warehouse document with the cleaner of its category."""
+def clean_document(
+    raw: RawDocument | Mapping[str, Any], chrome: CorpusChrome | None = None
+) -> CleanedDocument:
+    """Clean one warehouse document with the cleaner of its category; with `chrome` (its
+    author's, from `fit_chrome`), an article or post also loses its corpus chrome."""
     if not isinstance(raw, RawDocument):
         raw = RawDocument.model_validate(dict(raw))
-    return CLEANERS[Category(raw.category)](raw)
+    cleaned = CLEANERS[Category(raw.category)](raw)
+    if chrome is not None and Category(raw.category) in TEXT_CATEGORIES:
+        cleaned = cleaned.model_copy(update={"content": chrome.strip(cleaned.content)})
+    return cleaned
+
+
+def chrome_group(raw: RawDocument) -> tuple[str, str]:
+    """Whose chrome a text document shares: its author's on its platform (a Substack plug
+    is in the Substack posts only, and would be too rare among all of the author's)."""
+    return raw.author_id, str(raw.platform)
+
+
+def fit_chrome(
+    raws: Iterable[RawDocument], min_documents: int = 3, min_share: float = 0.3
+) -> dict[str, CorpusChrome]:
+    """{document id: the CorpusChrome of its group} for the articles and posts of `raws`,
+    fitted on their cleaned text (the text `CorpusChrome.strip` then gets). Identical texts
+    count once, so a post stored twice (export and URL) is not its own chrome."""
+    texts: dict[tuple[str, str], dict[str, None]] = {}
+    members: dict[tuple[str, str], list[str]] = {}
+    for raw in raws:
+        if Category(raw.category) not in TEXT_CATEGORIES:
+            continue
+        group = chrome_group(raw)
+        texts.setdefault(group, {})[clean_text_document(raw).content] = None
+        members.setdefault(group, []).append(raw.id)
+    chromes: dict[str, CorpusChrome] = {}
+    for group, ids in members.items():
+        chrome = CorpusChrome.fit(list(texts[group]), min_documents, min_share)
+        chromes.update(dict.fromkeys(ids, chrome))
+    return chromes

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.domain import CLEANED_COLLECTIONS, EMBEDDED_COLLECTIONS, Category, Chunk
 from core.settings import get_settings
-from ingest.features.recipe import cleaned_payload, embedding_input, features_key
+from ingest.features.recipe import cleaned_payload, embedding_input
 from ingest.features.sync_report import SyncReport
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class PendingDocument:
     new_ids: set[str]
     old_ids: set[str]
     changed: bool
+    features: str  # the key its commit marker carries (features settings, chrome fingerprint)
 
 
 @dataclass
@@ -65,7 +66,6 @@ class EmbedPipeline:
         self.report = report
         self.batch_size = batch_size
         self.bar = bar
-        self.features = features_key()
         self.with_context = get_settings().EMBED_CHUNK_CONTEXT
         self.error: BaseException | None = None
         self.to_encode: queue.Queue[Any] = queue.Queue(maxsize=2)
@@ -151,7 +151,7 @@ class EmbedPipeline:
             for doc in group.done:
                 markers.setdefault(CLEANED_COLLECTIONS[doc.category], []).append(
                     models.PointStruct(
-                        id=doc.cleaned.document_id, vector={}, payload=cleaned_payload(doc.cleaned, self.features)
+                        id=doc.cleaned.document_id, vector={}, payload=cleaned_payload(doc.cleaned, doc.features)
                     )
                 )
             if markers:

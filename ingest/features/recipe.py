@@ -1,7 +1,8 @@
 """The features recipe: what text a chunk is embedded as, and the key that stamps it.
 
 The key is stored on each document's commit marker; a document whose marker carries another
-key (new recipe, chunk settings or embedding model) is re-embedded by the next sync.
+key (new recipe, chunk settings or embedding model) is re-embedded by the next sync. Sync
+appends an article's or post's chrome fingerprint (`boilerplate.CorpusChrome`) to it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from core.domain import Chunk
 if TYPE_CHECKING:
     from core.domain import CleanedDocument
 
-# Bumped when cleaning, chunking or what is embedded changes in a way that needs re-embedding.
-FEATURES_RECIPE = 2
+# Bumped when cleaning, chunking or what is embedded changes in a way that needs re-embedding
+# (3: more generic chrome patterns; articles and posts lose their author's corpus chrome).
+FEATURES_RECIPE = 3
 
 
 def features_key() -> str:

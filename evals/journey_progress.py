@@ -1,0 +1,198 @@
+"""Progress of `python -m finetune twin`: one line per stage and per training step, each with
+the journey's elapsed time and an estimate of the time left for the WHOLE journey.
+
+    [2/4] training … step 12/60, loss 2.3100, 3.1 min elapsed, ~9.0 min left
+
+On a terminal the step line rewrites itself in place; off one (a log file, a pipe, CI) every
+update is its own line, the steps at most every 5% unless 30 s passed since the last. Lines
+go to stderr: stdout keeps the report (or the `--json` object).
+
+The estimate adds, for what is still ahead, the seconds each part took last time on this
+DATA_DIR (`DATA_DIR/reports/journey-timings.json`, per base model) or, on a first run, the
+`PRIORS` below; during training it uses the measured speed of the steps instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.registry import write_json_atomic
+from finetune.sft import minutes
+
+STAGES = ("dataset", "training", "gate", "report")
+# Seconds per part on a first run, measured on 2 shared cores with the default base
+# (Qwen2.5-Coder-0.5B: LoRA steps of 2×512 tokens, Q8_0 export, llama.cpp answers):
+# only the estimate shown before a part runs; the journey measures and remembers its own.
+PRIORS: dict[str, float] = {
+    "per_passage": 0.6,  # the generator writes one instruction per passage
+    "load base": 10.0,
+    "score base": 90.0,
+    "per_step": 8.0,
+    "score tuned": 90.0,
+    "export": 60.0,
+    "gate": 240.0,
+    "report": 45.0,
+}
+TRAIN_PARTS = ("load base", "score base", "fine-tune", "score tuned", "export")
+LINE_EVERY_S = 30.0
+
+
+def timings_path() -> Path:
+    from core.settings import get_settings
+
+    return get_settings().DATA_DIR / "reports" / "journey-timings.json"
+
+
+def load_timings(base_model: str) -> dict[str, float]:
+    """The PRIORS, overridden by what the last journey on `base_model` measured."""
+    path = timings_path()
+    known = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    return {**PRIORS, **known.get(base_model, {})}
+
+
+def save_timings(base_model: str, measured: dict[str, float]) -> None:
+    path = timings_path()
+    known = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    known[base_model] = {**known.get(base_model, {}), **measured}
+    write_json_atomic(path, known)
+
+
+class JourneyProgress:
+    """Stage and step lines with the whole journey's elapsed time and time left."""
+
+    def __init__(
+        self,
+        estimates: dict[str, float],
+        max_steps: int,
+        max_minutes: float,
+        file: TextIO | None = None,
+        tty: bool | None = None,
+    ) -> None:
+        self.est = dict(estimates)
+        self.steps = max_steps
+        if max_minutes:  # the time box shortens the run on a slow CPU
+            self.steps = min(self.steps, max(1, int(max_minutes * 60 / self.est["per_step"])))
+        self.passages = 0
+        self.file = file or sys.stderr
+        self.tty = self.file.isatty() if tty is None else tty
+        self.started = time.perf_counter()
+        self.stage = ""
+        self.stage_done = False
+        self.stage_started = self.started
+        self.part = ""  # the training part running now
+        self.part_started = self.started
+        self.loop_left: float | None = None  # the step loop's own estimate, once it runs
+        self.measured: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self._open_line = False
+        self._last_line = 0.0
+
+    # --- estimates ---------------------------------------------------------------------
+
+    def _part_estimate(self, part: str) -> float:
+        if part == "fine-tune":
+            return self.est["per_step"] * self.steps
+        return self.est[part]
+
+    def _stage_estimate(self, stage: str) -> float:
+        if stage == "dataset":
+            return self.est["per_passage"] * self.passages
+        if stage == "training":
+            return sum(self._part_estimate(p) for p in TRAIN_PARTS)
+        return self.est[stage]
+
+    def left(self) -> float:
+        """Seconds left for the whole journey, at the current point."""
+        now = time.perf_counter()
+        ahead = STAGES[STAGES.index(self.stage) + 1 :] if self.stage else STAGES
+        total = sum(self._stage_estimate(s) for s in ahead)
+        if self.stage == "training" and not self.stage_done:
+            later = TRAIN_PARTS[TRAIN_PARTS.index(self.part) + 1 :] if self.part else TRAIN_PARTS
+            total += sum(self._part_estimate(p) for p in later)
+            if self.part == "fine-tune" and self.loop_left is not None:
+                total += self.loop_left
+            elif self.part:
+                total += max(0.0, self._part_estimate(self.part) - (now - self.part_started))
+        elif self.stage and not self.stage_done:
+            total += max(0.0, self._stage_estimate(self.stage) - (now - self.stage_started))
+        return total
+
+    # --- lines -------------------------------------------------------------------------
+
+    def _print(self, text: str, rewrite: bool = False) -> None:
+        head = f"[{STAGES.index(self.stage) + 1}/{len(STAGES)}] {self.stage}"
+        elapsed = time.perf_counter() - self.started
+        line = f"{head} … {text}, {minutes(elapsed)} elapsed, ~{minutes(self.left())} left"
+        if self.tty and rewrite:
+            print(f"\r\x1b[K{line}", end="", file=self.file, flush=True)
+            self._open_line = True
+            return
+        if self._open_line:
+            print(file=self.file)
+            self._open_line = False
+        print(line, file=self.file, flush=True)
+
+    def begin(self, stage: str, text: str) -> None:
+        self.stage, self.stage_started, self.part = stage, time.perf_counter(), ""
+        self.stage_done = False
+        self._print(text)
+
+    def end(self, text: str) -> float:
+        """Close the current stage; returns its seconds (kept for the timings)."""
+        seconds = time.perf_counter() - self.stage_started
+        self.seconds[self.stage] = seconds
+        self.stage_done = True
+        if self.stage in ("gate", "report"):
+            self.measured[self.stage] = seconds
+        self._print(f"{text} ({minutes(seconds)})")
+        return seconds
+
+    def dataset_measured(self, seconds: float, passages: int, built: bool) -> None:
+        if built and passages:  # a reused version says nothing about generation speed
+            self.measured["per_passage"] = seconds / passages
+
+    def train_event(self, event: dict[str, Any]) -> None:
+        """The `progress` of `finetune.train.train`: its parts and its steps."""
+        if event.get("event") == "step":
+            self.steps = int(event["total"])
+            self.loop_left = float(event["eta"])
+            if int(event["step"]) >= 2:
+                self.est["per_step"] = float(event["seconds"]) / int(event["step"])
+            self._step_line(event)
+            return
+        if event.get("event") != "stage" or event["stage"] not in TRAIN_PARTS:
+            return
+        part = event["stage"]
+        if event["state"] == "start":
+            self.part, self.part_started = part, time.perf_counter()
+            self._print(f"{part} …")
+            return
+        seconds = float(event.get("seconds", 0.0))
+        if part == "fine-tune":
+            self.loop_left = 0.0
+            steps = int(event.get("steps") or self.steps) or 1
+            self.measured["per_step"] = seconds / steps
+        else:
+            self.est[part] = seconds  # done: nothing of it is left
+            if part == "score base" and not event.get("cached_sets"):
+                self.est["score tuned"] = seconds  # the same sets, scored again after training
+            if part != "score base" or not event.get("cached_sets"):
+                self.measured[part] = seconds
+        detail = f": {event['detail']}" if event.get("detail") else ""
+        self._print(f"{part} done in {minutes(seconds)}{detail}")
+
+    def _step_line(self, event: dict[str, Any]) -> None:
+        step, total = int(event["step"]), int(event["total"])
+        text = f"step {step}/{total}, loss {float(event['loss']):.4f}"
+        if self.tty:
+            self._print(text, rewrite=True)
+            return
+        now = time.perf_counter()
+        if step % max(1, total // 20) and step != total and now - self._last_line < LINE_EVERY_S:
+            return
+        self._last_line = now
+        self._print(text)
