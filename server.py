@@ -21,6 +21,12 @@ Routes
              filesystem paths)
   /feedback  POST {run_id, score: 0..1 | "up" | "down", comment?} → a JSONL record under
              DATA_DIR/feedback/ and an Opik feedback score on the request's trace
+  /ingest    POST {author, sources: [URL…], documents: [{title, content, …}]} → collected,
+             synced, retrieved by the next request (`graph.ingest_api`; TWIN_API_KEY or
+             the local token)
+  /store/…   the embedded vector store lent to other processes on this machine (Qdrant's
+             REST subset, local token only: `retrievers.store_share`), so `ingest add`,
+             `ingest sync` and `finetune watch` run while the twin serves
 
 Serving limits: LLM_CONCURRENCY generations at once, SERVER_QUEUE_SIZE more requests
 admitted (retrieval runs meanwhile), beyond that 429 with Retry-After; a request past
@@ -45,13 +51,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from core import feedback as feedback_store
 from core import tracing
 from core.admission import AdmissionControl, RunGuardMiddleware
 from core.http_guards import ApiKeyMiddleware, BodyLimitMiddleware, json_error
-from core.settings import get_settings
+from core.settings import get_settings, settings_or_exit
 from graph.api_types import LenientSerializer, reject_malformed_run_body
 from graph.knobs import InvalidKnob
 from graph.serving import TwinRunnable, model_status
@@ -59,6 +65,7 @@ from graph.serving import TwinRunnable, model_status
 log = logging.getLogger("twin.server")
 
 PUBLIC_PATHS = frozenset({"/health", "/health/"})
+OWN_AUTH_PREFIXES = ("/store/", "/ingest")  # their routers check TWIN_API_KEY / local token
 RUN_ROUTES = frozenset({"invoke", "batch", "stream", "stream_log", "stream_events"})
 
 
@@ -104,6 +111,54 @@ def _vector_store_status() -> dict[str, Any]:
         log.error("vector store unavailable: %s", exc)
         status["error"] = "unavailable (see the server log)"
     return status
+
+
+class _ApiKeyUnlessOwnAuth(ApiKeyMiddleware):
+    """TWIN_API_KEY on every route but /health and those that check keys themselves."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(OWN_AUTH_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+class _BodyLimitWithStore(BodyLimitMiddleware):
+    """SERVER_MAX_BODY_BYTES, but the store share's own cap on `/store/` (a sync upserts
+    a few MB of vectors in one call; only the local token opens it)."""
+
+    def __init__(self, app: Any, max_bytes: Any, setting: str) -> None:
+        from retrievers.store_api import MAX_BODY_BYTES
+
+        super().__init__(app, max_bytes=max_bytes, setting=setting)
+        self.store = BodyLimitMiddleware(app, lambda: MAX_BODY_BYTES, "the store share's cap")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/store/"):
+            await self.store(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _share_store() -> Any:
+    """Lend the embedded store this server holds to other local processes (None when it
+    uses QDRANT_URL, or borrows the store itself)."""
+    from retrievers.store import borrowed_from, get_qdrant_client
+    from retrievers.store_share import local_url, publish_share
+
+    settings = get_settings()
+    if settings.QDRANT_URL:
+        return None
+    try:
+        get_qdrant_client()
+    except Exception:  # noqa: BLE001 - already reported by the store status
+        return None
+    if borrowed_from() is not None:
+        return None
+    url = local_url(settings.SERVER_HOST, settings.SERVER_PORT)
+    share = publish_share(settings.qdrant_path, url)
+    log.info("vector store shared at %s/store: `ingest`, `finetune watch` can run meanwhile", url)
+    return share
 
 
 def _warm_up() -> None:
@@ -154,6 +209,7 @@ def create_app(graph: Any = None, *, warmup: bool = True) -> FastAPI:
         store = await run_in_threadpool(_vector_store_status)
         if not store["reachable"]:
             log.error("the vector store is unavailable: answers will lack context")
+        app.state.store_share = await run_in_threadpool(_share_store)
         async with open_checkpointer() as saver:
             base = graph if graph is not None else await run_in_threadpool(_default_graph)
             runnable.use_graph(ThreadedGraph(base, saver))
@@ -162,7 +218,11 @@ def create_app(graph: Any = None, *, warmup: bool = True) -> FastAPI:
             yield
         tracing.flush()
         from retrievers.store import close_qdrant_client
+        from retrievers.store_share import withdraw_share
 
+        if app.state.store_share is not None:
+            withdraw_share(get_settings().qdrant_path, app.state.store_share)
+            app.state.store_share = None
         close_qdrant_client()
 
     app = FastAPI(
@@ -173,6 +233,7 @@ def create_app(graph: Any = None, *, warmup: bool = True) -> FastAPI:
     )
     app.state.runnable = runnable
     app.state.admission = admission
+    app.state.store_share = None
 
     from core.llm import GenerationBusy
     from core.models import ModelNotAvailable
@@ -229,6 +290,17 @@ def create_app(graph: Any = None, *, warmup: bool = True) -> FastAPI:
             "trace_id": record.get("trace_id"),
         }
 
+    from graph.ingest_api import ingest_router
+    from retrievers.store import get_qdrant_client
+    from retrievers.store_api import store_router
+
+    def share() -> Any:
+        return app.state.store_share
+
+    app.include_router(store_router(share, get_qdrant_client), prefix="/store")
+    app.include_router(ingest_router(lambda: get_settings().TWIN_API_KEY,
+                                     lambda: share().token if share() else None,
+                                     get_qdrant_client))  # fmt: skip
     add_routes(
         app,
         runnable,
@@ -246,12 +318,12 @@ def create_app(graph: Any = None, *, warmup: bool = True) -> FastAPI:
         timeout_s=lambda: get_settings().SERVER_REQUEST_TIMEOUT_S,
     )
     app.add_middleware(
-        BodyLimitMiddleware,
+        _BodyLimitWithStore,
         max_bytes=lambda: get_settings().SERVER_MAX_BODY_BYTES,
         setting="SERVER_MAX_BODY_BYTES",
     )
     app.add_middleware(
-        ApiKeyMiddleware, api_key=lambda: get_settings().TWIN_API_KEY, public_paths=PUBLIC_PATHS
+        _ApiKeyUnlessOwnAuth, api_key=lambda: get_settings().TWIN_API_KEY, public_paths=PUBLIC_PATHS
     )
     return app
 
@@ -265,17 +337,25 @@ def _default_graph() -> Any:
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    from retrievers.store import VectorStoreLocked, get_qdrant_client
+    from retrievers.store import VectorStoreLocked, borrowed_from, get_qdrant_client
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from core.logs import quiet_noisy_libraries
 
     quiet_noisy_libraries()
-    settings = get_settings()
+    settings = settings_or_exit()  # a bad setting: one line and exit 2
     try:
         get_qdrant_client()  # the local store allows one process: fail clearly, early
     except VectorStoreLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    lender = borrowed_from()
+    if lender is not None:
+        print(
+            f"error: another twin server (process {lender.pid}, {lender.url}) already serves "
+            f"{settings.DATA_DIR}: stop it, or give this one its own DATA_DIR",
+            file=sys.stderr,
+        )
         return 1
     if settings.SERVER_HOST not in ("127.0.0.1", "localhost", "::1") and not settings.TWIN_API_KEY:
         log.warning(
@@ -286,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+if __name__ == "__main__":
+    settings_or_exit()  # create_app reads settings: a bad one is one line and exit 2
 app = create_app()
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ CANDIDATES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "context, 1 per doc": ({}, {**DENSE, "max_per_document": 1}),
     "context, 2 per doc": ({}, {**DENSE, "max_per_document": 2}),
     "context, hybrid RRF (dense + BM25)": ({}, {**DENSE, "reranker": "hybrid"}),
+    "context, BM25 only, 2 per doc": ({}, {"reranker": "sparse", "max_per_document": 2}),
+    "context, hybrid RRF, 2 per doc": ({}, {"reranker": "hybrid", "max_per_document": 2}),
+    "context, weighted 0.5, 2 per doc": ({}, {"reranker": "hybrid-weighted", "max_per_document": 2}),
+    "context, query-adaptive, 2 per doc": ({}, {"reranker": "adaptive", "max_per_document": 2}),
     "context, hybrid, 1 per doc": ({}, {"reranker": "hybrid", "max_per_document": 1}),
     "context, dense + MaxSim rerank": ({}, {**DENSE, "reranker": "dense+maxsim"}),
     # The LLM call gets a generous budget here to measure what expansion finds at all; the
@@ -51,14 +55,15 @@ CANDIDATES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }  # fmt: skip
 
 
-def run_candidate(corpus: Path, work: Path, settings: dict[str, Any],
-                  recipe: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def run_candidate(corpus: Path, work: Path, settings: dict[str, Any], recipe: dict[str, Any],
+                  questions: Path) -> dict[str, Any]:  # fmt: skip
     from core.settings import settings_override
     from evals.retrieval import run_retrieval_eval
 
     store = work / ("_".join(f"{k}-{v}" for k, v in sorted(settings.items())) or "default")
     with settings_override(**settings):
-        return run_retrieval_eval("default", corpus=corpus, work_dir=store, **recipe)
+        return run_retrieval_eval("default", corpus=corpus, questions_file=questions,
+                                  work_dir=store, **recipe)  # fmt: skip
 
 
 def default_recipe() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -91,17 +96,35 @@ def is_default(settings: dict[str, Any], recipe: dict[str, Any]) -> bool:
     )
 
 
-COLUMNS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "section_recall@1",
-           "section_recall@5", "latency_ms_p50", "latency_ms_p95")  # fmt: skip
+EVAL_SETS = {"topical": "peps_requests.jsonl", "known-item": "peps_known_items.jsonl",
+             "known-item-heldout": "peps_known_items_heldout.jsonl"}  # fmt: skip
 
 
-def print_table(results: dict[str, dict[str, Any]], defaults: set[str]) -> None:
-    header = ["recipe", "R@1", "R@5", "R@10", "MRR", "nDCG@10", "sec@1", "sec@5", "p50 ms", "p95 ms"]
+def by_kind(report: dict[str, Any], metric: str = "hit@5") -> dict[str, float]:
+    """A known-item report's metric per request kind (phrase, identifier, name)."""
+    kinds: dict[str, list[float]] = {}
+    for row in report.get("rows", []):
+        kind = row["id"].rsplit("-", 2)[-2]
+        kinds.setdefault(kind, []).append(row[metric])
+    return {kind: sum(values) / len(values) for kind, values in sorted(kinds.items())}
+
+
+def print_table(results: dict[str, dict[str, dict[str, Any]]], defaults: set[str]) -> None:
+    """One row per recipe: each eval set's R@1, R@5 and MRR, the known-item hit@5 per
+    kind, and the topical set's median latency."""
+    sets = list(next(iter(results.values())))
+    header = ["recipe"] + [f"{name} {m}" for name in sets for m in ("R@1", "R@5", "MRR")]
+    kinds = sorted({k for r in results.values() for k in by_kind(r.get("known-item", {}))})
+    header += [f"{k} R@5" for k in kinds] + ["p50 ms", "p95 ms"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for name, report in results.items():
+    for name, reports in results.items():
         label = f"**{name} (default)**" if name in defaults else name
-        cells = [f"{report[c]:.3f}" if "latency" not in c else f"{report[c]:.0f}" for c in COLUMNS]
+        cells = [f"{reports[s][m]:.3f}" for s in sets for m in ("recall@1", "recall@5", "mrr")]
+        per_kind = by_kind(reports.get("known-item", {}))
+        cells += [f"{per_kind.get(k, float('nan')):.3f}" for k in kinds]
+        first = reports[sets[0]]
+        cells += [f"{first['latency_ms_p50']:.0f}", f"{first['latency_ms_p95']:.0f}"]
         print("| " + " | ".join([label, *cells]) + " |")
 
 
@@ -109,30 +132,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True,
                         help="folder of per-author subfolders (e.g. ../shared/corpora/peps)")  # fmt: skip
-    parser.add_argument("--only", default="", help="comma-separated candidate names")
+    parser.add_argument("--only", default="", help="candidate names separated by semicolons")
+    parser.add_argument("--evals", default=",".join(EVAL_SETS),
+                        help=f"eval sets, comma-separated: {', '.join(EVAL_SETS)}")  # fmt: skip
     parser.add_argument("--work-dir", type=Path, default=ROOT / "data" / "bench" / "retrieval")
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     args = parser.parse_args()
     os.environ.update(OFFLINE_ENV)
     os.environ.setdefault("MODELS_CACHE_DIR", str(ROOT / "data" / "models"))
     from core.logs import setup_cli_logging
+    from evals.retrieval_corpus import DATA_DIR
 
     setup_cli_logging()
-    chosen = [c.strip() for c in args.only.split(",") if c.strip()] or list(CANDIDATES)
+    chosen = [c.strip() for c in args.only.split(";") if c.strip()] or list(CANDIDATES)
     unknown = [c for c in chosen if c not in CANDIDATES]
-    if unknown:
-        raise SystemExit(f"unknown candidates {unknown}; known: {list(CANDIDATES)}")
-    results, defaults = {}, set()
+    eval_sets = [e.strip() for e in args.evals.split(",") if e.strip()]
+    if unknown or not set(eval_sets) <= set(EVAL_SETS):
+        raise SystemExit(f"unknown candidates {unknown} or eval sets {eval_sets}; "
+                         f"known: {list(CANDIDATES)}, {list(EVAL_SETS)}")  # fmt: skip
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    defaults = set()
     for name in chosen:
         settings, recipe = CANDIDATES[name]
         started = time.perf_counter()
-        report = run_candidate(args.corpus.resolve(), args.work_dir.resolve(), settings, recipe)
-        report.pop("rows", None)
-        results[name] = report
+        results[name] = {}
+        for eval_set in eval_sets:
+            report = run_candidate(args.corpus.resolve(), args.work_dir.resolve(), settings,
+                                   dict(recipe), DATA_DIR / EVAL_SETS[eval_set])  # fmt: skip
+            results[name][eval_set] = report
+            print(f"{name} / {eval_set}: R@1 {report['recall@1']:.3f}, R@5 {report['recall@5']:.3f}, "
+                  f"MRR {report['mrr']:.3f} ({time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
         if is_default(settings, recipe):
             defaults.add(name)
-        print(f"{name}: recall@5 {report['recall@5']:.3f}, MRR {report['mrr']:.3f} "
-              f"({time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
     print()
     print_table(results, defaults)
     if args.json:

@@ -108,7 +108,7 @@ def scaled_store(work: Path, base: list, size: int, authors: list[str]) -> Path:
 
 
 async def time_requests(requests: list[str], configurable: dict) -> list[float]:
-    from graph.graph import compile_graph
+    from graph.builder import compile_graph
 
     stage = compile_graph(generate_answer=False)
     await stage.ainvoke({"query": requests[0]}, {"configurable": configurable})  # warm-up

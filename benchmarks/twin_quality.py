@@ -139,9 +139,10 @@ def held_out_documents(held: dict[str, list[Path]], names: dict[str, str]) -> li
 
 async def build_prompts(docs: list[dict], overrides: dict[str, Any]) -> list[list[dict]]:
     """The served prompt for each request: retrieval stage, then `build_messages`."""
+    from core.llm import lc_to_dicts
+    from graph.builder import compile_graph
     from graph.configuration import Configuration
     from graph.generation_nodes import build_messages
-    from graph.graph import compile_graph
 
     retrieval = compile_graph(generate_answer=False)
     prompts = []
@@ -154,7 +155,7 @@ async def build_prompts(docs: list[dict], overrides: dict[str, Any]) -> list[lis
                  "filters": out.get("filters") or {}, "messages": []}  # fmt: skip
         if cfg.k == 0:
             state["context"] = []
-        prompts.append(build_messages(state, cfg))
+        prompts.append(lc_to_dicts(build_messages(state, cfg)))
     return prompts
 
 

@@ -156,6 +156,23 @@ def drop_vendor_persona(text: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", VENDOR_PERSONA.sub("", text)).strip()
 
 
+def twin_system_prompt(
+    author: str, template: str = TWIN_SYSTEM_PROMPT, *, small_talk: bool = False
+) -> str:
+    """The system message's text, rendered once: `template` (with the small-talk line for
+    small talk) and `{author}` filled in."""
+    text = template + (SMALL_TALK_SYSTEM_LINE if small_talk else "")
+    return text.replace("{author}", author.strip() or GENERIC_AUTHOR)
+
+
+def twin_user_turn(instruction: str, context: str = "") -> str:
+    """The user's turn: the context excerpts first, then the instruction."""
+    user = instruction.strip()
+    if context.strip():
+        user = f"{CONTEXT_HEADER}\n\n{context.strip()}{CONTEXT_SEPARATOR}{user}"
+    return user
+
+
 def twin_messages(
     instruction: str,
     context: str = "",
@@ -165,16 +182,13 @@ def twin_messages(
     system_prompt: str = TWIN_SYSTEM_PROMPT,
 ) -> list[dict[str, str]]:
     """Chat messages for one request: system (`{author}` filled in), style example turns
-    (`style_examples`), prior turns, then the user's instruction after the context."""
-    system = system_prompt.replace("{author}", author.strip() or GENERIC_AUTHOR)
-    user = instruction.strip()
-    if context.strip():
-        user = f"{CONTEXT_HEADER}\n\n{context.strip()}{CONTEXT_SEPARATOR}{user}"
+    (`style_examples`), prior turns, then the user's instruction after the context. (The
+    graph builds the same turns as LangChain messages: `graph.generation_nodes`.)"""
     return [
-        {"role": "system", "content": system},
+        {"role": "system", "content": twin_system_prompt(author, system_prompt)},
         *examples,
         *history,
-        {"role": "user", "content": user},
+        {"role": "user", "content": twin_user_turn(instruction, context)},
     ]
 
 

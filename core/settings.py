@@ -1,15 +1,27 @@
-"""One settings object for every part of the twin, read from env and `.env` on first use."""
+"""One settings object for every part of the twin, read from env and `.env` on first use.
+
+List settings are written as people write them: `CRAWL_ALLOW_HOSTS=127.0.0.1,localhost`
+(comma-separated) or as JSON (`["127.0.0.1"]`); CRAWL_HOST_MAP as JSON or
+`https://medium.com=http://127.0.0.1:8000/medium,…`. A value that does not parse makes
+`get_settings()` raise SettingsInvalid, whose message is one line per bad variable: its
+name, the problem and an example. CLI entry points call `settings_or_exit()` first, which
+prints that message and exits 2 instead of a traceback.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 DEFAULT_EMBEDDING_MODEL = "offline:all-MiniLM-L6-v2"
 DEFAULT_LLM_MODEL = "registry:twin@accepted"
@@ -24,6 +36,51 @@ OFFLINE_LLM_FALLBACK = OFFLINE_QWEN
 # twin is served by the same runtime (GGUF on llama.cpp) and the gate compares like with
 # like; 60 LoRA steps take about 6 minutes on 2 cores (benchmarks/finetune.py).
 OFFLINE_TRAIN_BASE = OFFLINE_QWEN
+
+
+def _json_or(value: Any, kind: type, split: Any) -> Any:
+    """A string that starts like JSON is JSON (it must then be valid); else `split(text)`."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text[:1] in "[{" and text:
+        try:
+            decoded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+        if not isinstance(decoded, kind):
+            raise ValueError(f"JSON {type(decoded).__name__}, expected a {kind.__name__}")
+        return decoded
+    return split(text)
+
+
+def _split_list(value: Any) -> Any:
+    return _json_or(value, list, lambda t: [p.strip() for p in t.split(",") if p.strip()])
+
+
+def _split_pairs(text: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, target = part.partition("=")
+        if not sep or not key.strip() or not target.strip():
+            raise ValueError(f"'{part}' is not FROM=TO")
+        pairs[key.strip()] = target.strip()
+    return pairs
+
+
+# NoDecode: pydantic-settings would otherwise insist on JSON for these fields and raise
+# before any validator sees the value.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+PairMap = Annotated[
+    dict[str, str], NoDecode, BeforeValidator(lambda v: _json_or(v, dict, _split_pairs))
+]
+
+# Examples shown when a value does not parse; other settings show their default.
+_EXAMPLES = {
+    "CRAWL_ALLOW_HOSTS": "127.0.0.1,localhost",
+    "LLM_MODEL_ALLOWLIST": "offline:SmolLM2-135M-Instruct,offline:Qwen2.5-Coder-0.5B-Instruct",
+    "CRAWL_HOST_MAP": "https://medium.com=http://127.0.0.1:8000/medium",
+}
 
 
 class Settings(BaseSettings):
@@ -73,12 +130,12 @@ class Settings(BaseSettings):
     LLM_QUEUE_WAIT_S: float = Field(default=120.0, gt=0)
     LLM_CACHE_SIZE: int = Field(default=2, ge=1)
     # Per-request `llm_model` values callers may name besides LLM_MODEL and registry refs.
-    LLM_MODEL_ALLOWLIST: list[str] = Field(default_factory=list)
+    LLM_MODEL_ALLOWLIST: CommaList = Field(default_factory=list)
     # Whether callers may replace the prompts (`system_prompt`, …) per request.
     ALLOW_PROMPT_OVERRIDES: bool = False
 
     # Crawling: hosts listed here may resolve to loopback/private addresses (fixture sites).
-    CRAWL_ALLOW_HOSTS: list[str] = Field(default_factory=list)
+    CRAWL_ALLOW_HOSTS: CommaList = Field(default_factory=list)
     CRAWL_USER_AGENT: str = "LLMTwinBot/0.1 (+personal-archive crawler)"
     CRAWL_TIMEOUT_S: float = 20.0
     CRAWL_MAX_BYTES: int = 10 * 1024 * 1024
@@ -86,7 +143,7 @@ class Settings(BaseSettings):
     CRAWL_RETRIES: int = 3
     # Rewrites "scheme://host" prefixes to other base URLs before fetching or cloning (tests map
     # https://medium.com, https://github.com … onto a local fixture site; also usable for mirrors).
-    CRAWL_HOST_MAP: dict[str, str] = Field(default_factory=dict)
+    CRAWL_HOST_MAP: PairMap = Field(default_factory=dict)
 
     # The promotion gate (evals/gate.py): the candidate's perplexity gain over the served
     # reference, the RAG metrics' allowed drop and sample size, held-out passages scored,
@@ -150,14 +207,57 @@ class Settings(BaseSettings):
 _overrides: list[Settings] = []
 
 
+class SettingsInvalid(ValueError):
+    """A setting from the environment or `.env` does not parse; the message is one line per
+    bad variable: its name, the problem and an example."""
+
+
 def get_settings() -> Settings:
-    """The settings in force: the innermost `settings_override`, else env and `.env`."""
+    """The settings in force: the innermost `settings_override`, else env and `.env`.
+    Raises SettingsInvalid when a value does not parse."""
     return _overrides[-1] if _overrides else _environment_settings()
+
+
+def settings_or_exit() -> Settings:
+    """For entry points (CLIs, server.py): the settings, or their problem printed on stderr
+    and exit status 2, never a traceback. Called first, so that a bad value is not met
+    deep inside a run where a broad `except` would turn it into an item's failure."""
+    try:
+        return get_settings()
+    except SettingsInvalid as exc:
+        for line in str(exc).splitlines():  # one line per bad variable
+            print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @lru_cache(maxsize=1)
 def _environment_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [_problem(str(e["loc"][0]), e["msg"], e.get("input")) for e in exc.errors()]
+        raise SettingsInvalid("\n".join(dict.fromkeys(lines))) from None
+    except SettingsError as exc:  # a value the settings source itself could not decode
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = match.group(1) if match else "?"
+        raise SettingsInvalid(_problem(name, "value cannot be decoded", None)) from None
+
+
+def _problem(name: str, message: str, value: Any) -> str:
+    """One line: the variable, its value (unless it may hold a secret), what is wrong, an
+    example that parses."""
+    message = message.removeprefix("Value error, ")
+    shown = ""
+    if isinstance(value, str) and not re.search(r"KEY|SECRET|TOKEN|PASSWORD|URI", name):
+        shown = f"={value[:60]!r}" if len(value) <= 60 else f"={value[:57]!r}…"
+    field = Settings.model_fields.get(name)
+    example = _EXAMPLES.get(name)
+    if example is None and field is not None and not field.is_required():
+        default = field.get_default(call_default_factory=True)
+        if default not in (None, "", [], {}):
+            example = str(default).lower() if isinstance(default, bool) else str(default)
+    hint = f" (e.g. {name}={example})" if example else ""
+    return f"invalid setting {name}{shown} (environment or .env): {message}{hint}"
 
 
 def reset_settings() -> None:

@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from core.settings import settings_or_exit
+
+    settings_or_exit()  # a bad setting: one line and exit 2, not a traceback
     from core.logs import setup_cli_logging
     from core.telemetry import disable_third_party_telemetry
 

@@ -43,7 +43,7 @@ def _code_version() -> str:
 
 def _weights_fingerprint(ref: str) -> str:
     from core.models import resolve_llm_path
-    from finetune.scoring import model_fingerprint
+    from finetune.held_out_scoring import model_fingerprint
 
     return model_fingerprint(resolve_llm_path(ref))
 

@@ -7,7 +7,7 @@ production pipeline into the eval's own store):
   each with its gold document(s) and, where one exists, the gold section;
 - the in-tree fixture `evals/data/retrieval_eval.jsonl` over `evals/data/corpus/` (tests, CI).
 
-Every request goes through the graph's retrieval stage (`graph.graph.compile_graph(
+Every request goes through the graph's retrieval stage (`graph.builder.compile_graph(
 generate_answer=False)`: self-query, query expansion when `expand_n` > 0 — off unless the
 recipe asks —, retrieval, reranking) asked for `K_MAX` passages, exactly as the twin
 retrieves before it writes.
@@ -155,7 +155,7 @@ async def _retrieve_all(
     """(context, filters, queries, milliseconds) of each question from the graph's
     retrieval stage: self-query (filters a question lists itself are pinned), query
     expansion when `expand_n` > 0, retrieval and reranking."""
-    from graph.graph import compile_graph
+    from graph.builder import compile_graph
 
     stage = compile_graph(generate_answer=False)
     await stage.ainvoke({"query": "warm up"}, {"configurable": recipe})  # models load, untimed

@@ -34,8 +34,8 @@ def load_cases(path: Path = SELF_QUERY_FILE) -> list[dict[str, Any]]:
 
 def check_case(case: dict[str, Any]) -> list[str]:
     """What the rule-based self-query got wrong on one case ([] when all is right)."""
-    from graph.extract import extract_filters
     from graph.names import resolve_author
+    from graph.request_parsing import extract_filters
 
     filters = extract_filters(case["request"], case["authors"])
     problems = [

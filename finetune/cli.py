@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 TRAIN_EPILOG = """\
-CPU (default): fp32 LoRA on the offline SmolLM2-135M-Instruct; tens of steps take minutes.
+CPU (default): LoRA on the offline Qwen2.5-Coder-0.5B-Instruct, the model the twin serves
+(bf16 autocast where the CPU has it, else fp32); 60 steps take about 6 minutes on 2 cores.
 GPU: QLoRA (bitsandbytes 4-bit nf4, double quant, bf16 compute,
 prepare_model_for_kbit_training) is used automatically when CUDA is available. A 7B/8B
 example on one 24 GB+ GPU:
@@ -239,6 +240,9 @@ def main(argv: list[str] | None = None, commands: Mapping[str, Command] | None =
     """Parse and run one command; `commands` supplies the ORCHESTRATED ones (the entry point
     passes evals' journey, promotion and watch loop)."""
     args = build_parser().parse_args(argv)
+    from core.settings import settings_or_exit
+
+    settings_or_exit()  # a bad setting: one line and exit 2, not a traceback
     # OpenMP threads that spin while waiting collapse when other jobs share the cores: LoRA
     # steps ran 2.5x slower than with sleeping waits on a loaded 2-core machine
     # (benchmarks/finetune.py notes). Read once, when torch first loads OpenMP.
@@ -260,8 +264,14 @@ def main(argv: list[str] | None = None, commands: Mapping[str, Command] | None =
         if isinstance(exc, DatasetError | RegistryError | ValueError):
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        from retrievers.store_share import share_lost
+
         if type(exc).__name__ == "VectorStoreLocked":
             print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if share_lost(exc):  # the API server lending the store stopped: the next run opens it
+            print(f"error: the vector store's server stopped answering ({exc}); rerun the "
+                  "command", file=sys.stderr)  # fmt: skip
             return 2
         raise
 
@@ -357,7 +367,7 @@ def _dataset(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace) -> int:
-    from finetune import registry as freg
+    from finetune import registry_views as freg
 
     if args.action == "list":
         print_result(freg.list_versions(args.name), args.json)

@@ -20,7 +20,7 @@
 - Progress: `train(config, progress=fn)` reports each stage (load base, score base, fine-tune,
   score tuned, export) and each step to `fn` (`finetune.sft.ProgressFn`, `TrainConsole`).
 - Cache: the base model's held-out scores, per eval set, under
-  `DATA_DIR/finetune/cache/base-scores/` (see `finetune.scoring.cached_base_scores`): a rerun on the same
+  `DATA_DIR/finetune/cache/base-scores/` (see `finetune.held_out_scoring.cached_base_scores`): a rerun on the same
   base and data scores only the tuned model.
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.settings import OFFLINE_TRAIN_BASE
-from finetune.scoring import EvalSets, cached_base_scores, held_out_split, score_sets
+from finetune.held_out_scoring import EvalSets, cached_base_scores, held_out_split, score_sets
 
 if TYPE_CHECKING:
     from finetune.sft import ProgressFn

@@ -32,7 +32,7 @@ def _configurable(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def ask(args: argparse.Namespace) -> int:
-    from graph.graph import compile_graph
+    from graph.builder import compile_graph
 
     twin = compile_graph()
     final: dict[str, Any] = {}
@@ -75,6 +75,9 @@ async def ask(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from core.settings import settings_or_exit
+
+    settings_or_exit()  # a bad setting: one line and exit 2, not a traceback
     from core.logs import setup_cli_logging
 
     setup_cli_logging()

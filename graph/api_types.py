@@ -1,7 +1,7 @@
 """The request and response shapes of the served graph (LangServe `/twin/*`).
 
 Input `{"messages": [{"type"|"role": ..., "content": ...}], "query": "..."}` (either or
-both; `query` is appended as the last user turn), bounded by `SERVER_MAX_MESSAGES` and
+both; `query` becomes the last user turn), bounded by `SERVER_MAX_MESSAGES` and
 `SERVER_MAX_MESSAGE_CHARS`. Output: the answer as an AI message whose `response_metadata`
 carries `answer`, `filters`, `queries`, `context`, `notes` and `model`.
 """
@@ -107,30 +107,11 @@ class TwinInput(BaseModel):
             )
         return self
 
-    def request_text(self) -> str:
-        """The instruction of this turn: `query`, else the last user message."""
-        if self.query.strip():
-            return self.query.strip()
-        for turn in reversed(self.messages):
-            if ROLE_TO_TYPE[turn.type] == "human" and turn.content.strip():
-                return turn.content.strip()
-        return ""
-
-    def lc_messages(self) -> list[BaseMessage]:
+    def history(self) -> list[BaseMessage]:
+        """`messages` as LangChain messages, the one form they keep up to the chat model
+        (`query` is not among them: the graph's self_query makes it the user's turn)."""
         classes = {"human": HumanMessage, "ai": AIMessage, "system": SystemMessage}
-        out: list[BaseMessage] = [
-            classes[ROLE_TO_TYPE[t.type]](content=t.content) for t in self.messages
-        ]
-        if self.query.strip():
-            out.append(HumanMessage(content=self.query.strip()))
-        return out
-
-    def as_dicts(self) -> list[dict[str, str]]:
-        roles = {"human": "user", "ai": "assistant", "system": "system"}
-        turns = [{"role": roles[ROLE_TO_TYPE[t.type]], "content": t.content} for t in self.messages]
-        if self.query.strip():
-            turns.append({"role": "user", "content": self.query.strip()})
-        return turns
+        return [classes[ROLE_TO_TYPE[t.type]](content=t.content) for t in self.messages]
 
 
 class TwinAnswer(AIMessage):

@@ -1,71 +1,70 @@
 """The answer node: the twin prompt for this turn (the format training renders), and the
-reply in the author's voice."""
+reply in the author's voice.
+
+The prompt stays in LangChain messages from the graph's state to the chat model: prior turns
+pass through as they are, and the system prompt is rendered once with all it needs.
+"""
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    convert_to_messages,
+)
 from langchain_core.runnables import RunnableConfig
 
 from core.llm import trim_to_sentence
 from core.prompts import (
-    SMALL_TALK_SYSTEM_LINE,
     drop_vendor_persona,
+    format_context,
     is_small_talk,
     small_talk_examples,
     style_examples,
     twin_reply_to_small_talk,
+    twin_system_prompt,
+    twin_user_turn,
 )
 from graph.configuration import Configuration
-from graph.node_llm import chat_model, text_of
-from graph.prompts import format_context, twin_messages
+from graph.nodes import chat_model, text_of
 from graph.state import State
 
 
-def _history(state: State, limit: int) -> list[dict[str, str]]:
+def _history(state: State, limit: int) -> list[BaseMessage]:
     """Prior turns (user/assistant) before this turn's request, the latest `limit`."""
     messages = [m for m in state.get("messages") or [] if m.type in ("human", "ai")]
     if messages and messages[-1].type == "human":
         messages = messages[:-1]
-    turns = [
-        {"role": "user" if m.type == "human" else "assistant", "content": text_of(m)}
-        for m in messages
-        if text_of(m).strip()
-    ]
+    turns = [m for m in messages if text_of(m).strip()]
     return turns[-limit:] if limit > 0 else []
 
 
-def build_messages(state: State, cfg: Configuration) -> list[dict[str, str]]:
-    """The twin prompt for this turn: `core.prompts.twin_messages`, the training format."""
+def build_messages(state: State, cfg: Configuration) -> list[BaseMessage]:
+    """The twin prompt for this turn, in the order of `core.prompts.twin_messages` (the
+    training format): system, example turns, prior turns, then the request after the
+    context excerpts."""
+    request = state.get("request") or ""
     author = (state.get("filters") or {}).get("author") or cfg.author or ""
-    if is_small_talk(state.get("request") or ""):
+    small_talk = is_small_talk(request)
+    if small_talk:
         # Nothing to write about: no excerpts, and one turn of the twin introducing itself.
-        return twin_messages(
-            state.get("request") or "",
-            author=author,
-            history=_history(state, cfg.history_messages),
-            examples=small_talk_examples(author),
-            system_prompt=cfg.system_prompt + SMALL_TALK_SYSTEM_LINE,
+        examples, context = small_talk_examples(author), ""
+    else:
+        context_docs = state.get("context") or []
+        shown = context_docs[: max(cfg.style_examples, 0)]
+        examples = style_examples(
+            [(d.metadata.get("title") or "", d.page_content) for d in shown],
+            cfg.style_example_tokens,
         )
-    context_docs = state.get("context") or []
-    shown = context_docs[: max(cfg.style_examples, 0)]
-    examples = style_examples(
-        [(d.metadata.get("title") or "", d.page_content) for d in shown],
-        cfg.style_example_tokens,
-    )
-    context = format_context([d.page_content for d in context_docs[len(shown) :]])
-    return twin_messages(
-        state.get("request") or "",
-        context=context,
-        author=author,
-        history=_history(state, cfg.history_messages),
-        examples=examples,
-        system_prompt=cfg.system_prompt,
-    )
-
-
-def _to_lc(messages: list[dict[str, str]]) -> list[BaseMessage]:
-    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
-    return [kinds[m["role"]](content=m["content"]) for m in messages]
+        context = format_context([d.page_content for d in context_docs[len(shown) :]])
+    return [
+        SystemMessage(content=twin_system_prompt(author, cfg.system_prompt, small_talk=small_talk)),
+        *convert_to_messages(examples),
+        *_history(state, cfg.history_messages),
+        HumanMessage(content=twin_user_turn(request, context)),
+    ]
 
 
 async def generate(state: State, *, config: RunnableConfig | None = None) -> dict[str, Any]:
@@ -78,9 +77,8 @@ async def generate(state: State, *, config: RunnableConfig | None = None) -> dic
             content="Send a request (a question or what to write) to get an answer."
         )
         return {"answer": message.content, "messages": [message]}
-    messages = build_messages(state, cfg)
     reply = await chat_model(cfg).ainvoke(
-        _to_lc(messages), config=config, sentence_grace=cfg.sentence_grace
+        build_messages(state, cfg), config=config, sentence_grace=cfg.sentence_grace
     )
     answer = trim_to_sentence(text_of(reply)) if cfg.sentence_grace else text_of(reply).strip()
     # The twin never speaks as a vendor's assistant ("I'm an AI language model created by…").

@@ -6,7 +6,8 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from graph.prompts import LINK_FAILED_NOTE
+# Shown in the context when a linked page could not be read.
+LINK_FAILED_NOTE = "The page at {url} could not be read ({reason}); answer without it."
 
 
 def _main_text(result: Any, max_chars: int) -> str:

@@ -11,11 +11,11 @@ from langchain_core.documents import Document
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
-from graph import extract
+from graph import request_parsing
 from graph.configuration import Configuration
 from graph.links import fetch_link
 from graph.names import resolve_author
-from graph.node_llm import aux_config, chat_model, last_human, text_of
+from graph.nodes import aux_config, chat_model, last_human, text_of
 from graph.state import State, empty_filters
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 async def self_query(state: State, *, config: RunnableConfig | None = None) -> dict[str, Any]:
     """Work out the request and its filters (author, category, platform, dates); fetch
-    any link it contains. A plain `query` input becomes the turn's human message."""
+    any link it contains. A plain `query` input becomes the turn's human message (the only
+    place it does: the API passes its `query` through)."""
     cfg = Configuration.from_runnable_config(config)
     updates: dict[str, Any] = {"documents": "delete", "notes": "delete", "answer": ""}
     query = (state.get("query") or "").strip()
@@ -35,12 +36,12 @@ async def self_query(state: State, *, config: RunnableConfig | None = None) -> d
         request = last_human(state.get("messages") or [])
     updates["request"] = request
 
-    authors = await asyncio.to_thread(extract.known_authors)
-    filters = extract.extract_filters(request, authors)
+    authors = await asyncio.to_thread(request_parsing.known_authors)
+    filters = request_parsing.extract_filters(request, authors)
     # A name several authors share applies no filter; the answer says why.
-    name_note = resolve_author(extract.URL_RE.sub(" ", request), authors).note
+    name_note = resolve_author(request_parsing.URL_RE.sub(" ", request), authors).note
     if cfg.self_query_llm and request:
-        prompt = cfg.self_query_prompt.format(query=extract.search_text(request))
+        prompt = cfg.self_query_prompt.format(query=request_parsing.search_text(request))
         try:
             reply = await chat_model(
                 cfg, max_new_tokens=cfg.self_query_max_new_tokens, temperature=0.0
@@ -49,7 +50,7 @@ async def self_query(state: State, *, config: RunnableConfig | None = None) -> d
                 config=aux_config(config, "self_query_llm"),
                 max_time=cfg.expand_timeout_s,
             )
-            from_llm = extract.parse_llm_filters(text_of(reply), authors)
+            from_llm = request_parsing.parse_llm_filters(text_of(reply), authors)
             # Rules win; the LLM only fills what they left empty (and only validated values).
             for key, value in from_llm.items():
                 if filters.get(key) is None and value is not None:
@@ -61,9 +62,7 @@ async def self_query(state: State, *, config: RunnableConfig | None = None) -> d
     if filters.get("author") is None and len(authors) == 1 and not name_note:
         # A one-person install: the twin is that person's, also when a request names nobody.
         filters["author"] = authors[0]
-    unknown = set(cfg.filters or {}) - set(empty_filters())
-    if unknown:
-        raise ValueError(f"filters: unknown keys {sorted(unknown)}; use {sorted(empty_filters())}")
+    # Caller-pinned filters win (their keys were checked when `cfg` was built).
     filters.update({k: v for k, v in (cfg.filters or {}).items() if v not in (None, "")})
     updates["filters"] = {**empty_filters(), **filters}
 
@@ -83,7 +82,7 @@ async def self_query(state: State, *, config: RunnableConfig | None = None) -> d
                     settings.LINK_FETCH_DEADLINE_S,
                     settings.LINK_FETCH_MAX_BYTES,
                 )
-                for url in extract.find_urls(request)[:3]
+                for url in request_parsing.find_urls(request)[:3]
             )
         )
         for doc, note in fetched:
@@ -103,7 +102,7 @@ async def expand_query(state: State, *, config: RunnableConfig | None = None) ->
 
     cfg = Configuration.from_runnable_config(config)
     author = (state.get("filters") or {}).get("author")
-    original = extract.search_text(state.get("request") or "", author)
+    original = request_parsing.search_text(state.get("request") or "", author)
     queries = [original] if original else []
     if cfg.expand_n > 0 and original:
         queries += await aexpand_query(

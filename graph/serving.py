@@ -1,16 +1,15 @@
 """The graph as a LangServe runnable: `TwinRunnable` (messages/query in, answer streamed out).
 
-Each run: the caller's knobs checked (`graph.knobs`: LangServe answers 422 before the run
-starts), the model ref pinned to the version it resolves to now (the whole run, its trace
-and its answer name that version, even if a promote lands meanwhile), one Opik trace
-(when configured), stateless unless the caller names a `thread_id` (then the server's
-persistent checkpointer, `graph.threads`), and a record in the feedback store so
-`/feedback` can name the run later.
+Each run: the caller's settings checked (the request schema carries each Configuration
+field's rule, so LangServe answers 422 before the run starts), the model ref pinned to the
+version it resolves to now (the whole run, its trace and its answer name that version, even
+if a promote lands meanwhile), one Opik trace (when configured), stateless unless the caller
+names a `thread_id` (then the server's persistent checkpointer, `graph.threads`), and a
+record in the feedback store so `/feedback` can name the run later.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
@@ -29,8 +28,9 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from core.aio import run_coroutine_sync
 from graph.api_types import TwinInput, TwinOutput, doc_summary, jsonable
-from graph.knobs import MAX_TEXT_CHARS, InvalidKnob, check_knob, config_annotation
+from graph.knobs import MAX_TEXT_CHARS, InvalidKnob, Text, config_annotation
 from graph.threads import ThreadedGraph, thread_id_of
 
 log = logging.getLogger(__name__)
@@ -84,13 +84,14 @@ def _with_handler(callbacks: Any, handler: Any) -> Any:
 @functools.lru_cache(maxsize=4)
 def configuration_specs(max_new_tokens_cap: int) -> list[ConfigurableFieldSpec]:
     """`config.configurable` keys LangServe accepts: the graph Configuration's fields, each
-    with its `graph.knobs` rules (cached per token cap, which bounds `max_new_tokens`)."""
+    with the rule and description it was declared with (cached per token cap, which bounds
+    `max_new_tokens`)."""
     from graph.configuration import Configuration
 
     specs = [
         ConfigurableFieldSpec(
             id="thread_id",
-            annotation=config_annotation("thread_id", str),
+            annotation=config_annotation("thread_id", str, Text()),
             name="thread id",
             description=f"keep a conversation in the server's threads (at most {MAX_TEXT_CHARS} "
             "characters; send only new turns)",
@@ -105,26 +106,13 @@ def configuration_specs(max_new_tokens_cap: int) -> list[ConfigurableFieldSpec]:
             annotation = annotation | None
         specs.append(
             ConfigurableFieldSpec(
-                id=f.name, annotation=config_annotation(f.name, annotation), default=default
+                id=f.name,
+                annotation=config_annotation(f.name, annotation, f.metadata["rule"]),
+                description=f.metadata["description"],
+                default=default,
             )
         )
     return specs
-
-
-def _run_sync(coro: Any) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        result["value"] = asyncio.run(coro)
-
-    worker = threading.Thread(target=target)
-    worker.start()
-    worker.join()
-    return result["value"]
 
 
 class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
@@ -176,7 +164,7 @@ class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
         return list(configuration_specs(get_settings().LLM_MAX_NEW_TOKENS))
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AIMessage:
-        return _run_sync(self.ainvoke(input, config, **kwargs))
+        return run_coroutine_sync(self.ainvoke(input, config, **kwargs))
 
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
@@ -203,15 +191,15 @@ class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
         return message_chunk_to_message(final)  # type: ignore[return-value]
 
     def _prepare(self, config: RunnableConfig | None) -> tuple[RunnableConfig, dict[str, Any]]:
-        """The run's config with checked knobs and the model pinned; the model's status."""
+        """The run's config with the model pinned; the model's status. (Its settings were
+        checked by the request schema, and are again when the nodes build their
+        Configuration, so a direct caller gets the same errors.)"""
         from core.llm import choose_backend, pinned_ref
         from core.settings import get_settings
 
         config = ensure_config(config)
         config["run_id"] = config.get("run_id") or uuid.uuid4()
-        configurable = {
-            k: check_knob(k, v) for k, v in (config.get("configurable") or {}).items()
-        }
+        configurable = dict(config.get("configurable") or {})
         ref = configurable.get("llm_model") or get_settings().LLM_MODEL
         if choose_backend(ref) != "openai":  # a server names its own model
             configurable["llm_model"] = pinned_ref(ref)
@@ -260,9 +248,9 @@ class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
         await run_in_threadpool(
             feedback_store.record_run,
             run_id,
-            request.request_text(),
+            outcome["request"],
             outcome["answer"],
-            messages=request.as_dicts(),
+            messages=outcome["turns"],
             trace_id=tracing.trace_id_of(tracer),
             model=outcome["model"].get("version") or outcome["model"]["ref"],
             context_ids=outcome.get("context_ids"),
@@ -275,6 +263,8 @@ class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
         outcome: dict[str, Any],
         model: dict[str, Any],
     ) -> AsyncIterator[AIMessageChunk]:
+        from core.llm import lc_to_dicts
+
         request: TwinInput | None = None
         async for item in inputs:
             request = item
@@ -283,7 +273,10 @@ class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
         streamed: list[str] = []
         state: dict[str, Any] = {}
         async for mode, data in graph.astream(
-            {"messages": request.lc_messages()}, config, stream_mode=["messages", "values"]
+            # `query` goes through as it is: the graph's self_query makes it the user's turn.
+            {"messages": request.history(), "query": request.query},
+            config,
+            stream_mode=["messages", "values"],
         ):
             if mode == "values":
                 state = data
@@ -307,7 +300,17 @@ class TwinRunnable(Runnable[dict[str, Any], BaseMessage]):
         answered = (messages[-1].response_metadata or {}) if messages else {}
         if answered.get("model_version"):
             model = {**model, "version": public_model_name(str(answered["model_version"]))}
-        outcome.update(answer=answer, context_ids=[c.get("chunk_id") for c in context], model=model)
+        # This run's turns as the graph holds them (the caller's messages, then the turn
+        # self_query made of `query`), before the answer: what the feedback record keeps.
+        added = len(request.messages) + (1 if request.query.strip() else 0)
+        turns = messages[-(added + 1) : -1] if messages else []
+        outcome.update(
+            request=str(state.get("request") or ""),
+            turns=lc_to_dicts(turns),
+            answer=answer,
+            context_ids=[c.get("chunk_id") for c in context],
+            model=model,
+        )
         metadata = {
             "answer": answer,
             "filters": state.get("filters"),

@@ -1,4 +1,8 @@
-"""State of the twin's RAG graph (ARCHITECTURE.md "Inference graph").
+"""State of the twin's RAG graph: what a caller sends (`InputState`), what it gets back
+(`OutputState`, a public contract: `answer`, `filters`, `queries`, `context`), and what the
+nodes share (`State`: the turn's request, its filters, the search queries, the retrieved and
+reranked documents, notes). Fan-out branches write `documents` concurrently, so it has a
+reducer that merges and deduplicates them.
 
 TypedDicts come from `typing_extensions` so LangServe (pydantic on Python 3.11) can build
 the input/output schemas from them.
@@ -15,7 +19,8 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-FILTER_KEYS = ("author", "category", "platform", "date_from", "date_to")
+from retrievers.filters import FILTER_KEYS
+
 # The categories the graph searches (one `embedded_*` collection each).
 ALL_COLLECTIONS = ("articles", "posts", "repositories")
 
@@ -83,7 +88,7 @@ class State(InputState, total=False):
     """Everything the nodes share."""
 
     request: str  # the user's instruction for this turn (last human message or `query`)
-    filters: dict[str, Any]  # author, category, platform, date_from, date_to (None = absent)
+    filters: dict[str, Any]  # FILTER_KEYS → value (None = absent)
     queries: list[str]  # the request as a search query, then its expansions
     documents: Annotated[list[Document], merge_documents]  # all retrieved, deduplicated
     attachments: list[Document]  # main text of links in the request

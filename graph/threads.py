@@ -33,6 +33,8 @@ PACKAGES = {
     "postgres": "langgraph-checkpoint-postgres (pip install -e '.[postgres]')",
     "redis": "langgraph-checkpoint-redis (pip install -e '.[redis]')",
 }
+# Held while a Postgres saver creates its tables (any fixed 64-bit key, per database).
+POSTGRES_SETUP_LOCK = 0x7477696E5F746872  # 'twin_thr'
 # Dropping least-recently-used threads scans the table: not after every run.
 EVICT_EVERY_RUNS = 50
 
@@ -65,7 +67,7 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
         except ImportError:
             raise ThreadStoreError(f"THREADS_URL is a Postgres URL: install {PACKAGES['postgres']}") from None
         async with AsyncPostgresSaver.from_conn_string(url) as saver:
-            await saver.setup()
+            await _setup_postgres(saver)
             yield saver
     elif scheme in ("redis", "rediss"):
         try:
@@ -80,6 +82,27 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
             f"THREADS_URL scheme {scheme!r} is not supported: leave it empty (SQLite under "
             "DATA_DIR), or use sqlite://PATH, postgresql://… or redis://…"
         )
+
+
+async def _setup_postgres(saver: Any) -> None:
+    """`saver.setup()` (tables and migrations) one process at a time: server processes that
+    start together on a fresh database otherwise collide on its `CREATE TABLE IF NOT EXISTS`
+    and migration rows (UniqueViolation), and all but one fail to start. The lock is polled,
+    not waited for in a statement: the migrations' `CREATE INDEX CONCURRENTLY` waits for
+    every open transaction, a blocked `pg_advisory_lock` call included (a deadlock)."""
+    import asyncio
+
+    async with saver.conn.cursor() as cur:
+        while True:
+            await cur.execute("SELECT pg_try_advisory_lock(%s) AS ok", (POSTGRES_SETUP_LOCK,))
+            row = await cur.fetchone()
+            if row and row["ok"]:
+                break
+            await asyncio.sleep(0.1)
+        try:
+            await saver.setup()
+        finally:
+            await cur.execute("SELECT pg_advisory_unlock(%s)", (POSTGRES_SETUP_LOCK,))
 
 
 @dataclass(frozen=True)

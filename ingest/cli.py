@@ -2,7 +2,9 @@
 store in sync with it.
 
   add SOURCE… --author "Full Name"   URLs, export archives, files, folders, git repositories;
-                                     then syncs the vector store
+                                     then syncs the vector store. A site root, profile, feed,
+                                     sitemap or GitHub account yields every post on it
+                                     (--max-documents N, --since DATE bound that)
   sync [--full]                      embed new/changed documents, drop removed ones
   remove [ID|LINK…] [--author NAME]  delete documents from the warehouse and their points
   status [--json]                    document and point counts
@@ -30,36 +32,73 @@ def _failure(item: str, reason: str) -> None:
 
 
 def _open_store() -> Any:
-    """The Qdrant client, opened before any work so a locked store fails fast."""
-    from retrievers.store import get_qdrant_client
+    """The Qdrant client, opened before any work so a locked store fails fast; through the
+    API server when it holds the embedded store (`retrievers.store_share`)."""
+    from retrievers.store import borrowed_from, get_qdrant_client
 
-    return get_qdrant_client()
+    client = get_qdrant_client()
+    share = borrowed_from()
+    if share is not None:
+        print(f"note: the twin server at {share.url} holds the vector store: writing through "
+              "it (its next request sees the new writing)", file=sys.stderr)  # fmt: skip
+    return client
 
 
 def _print_sync(report: Any) -> None:
     print(f"sync: {report.summary()}")
 
 
+def _note(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def _document_line(outcome: str, doc: Any) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"{outcome}: {doc.title or doc.link} <{doc.link}>", file=sys.stderr)
+
+
+def _since(value: str) -> Any:
+    from ingest.crawlers.extract import parse_date
+
+    parsed = parse_date(value)
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"not a date: {value!r} (use YYYY-MM-DD)")
+    return parsed
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     from core.domain import User
+    from ingest.crawlers.discovery import DiscoveryOptions, discovery_options
     from ingest.documents import add_sources
 
     if not args.author.strip():
         print("error: --author must name the author", file=sys.stderr)
         return EXIT_FATAL
+    if args.max_documents is not None and args.max_documents < 1:
+        print("error: --max-documents must be at least 1", file=sys.stderr)
+        return EXIT_FATAL
     client = None if args.no_sync else _open_store()
-    report = add_sources(
-        args.sources,
-        User.from_full_name(args.author),
-        client=client,
-        sync_store=not args.no_sync,
-        on_failure=_failure,
-        progress=True,
-    )
+    options = DiscoveryOptions(max_documents=args.max_documents, since=args.since, on_note=_note)
+    with discovery_options(options):
+        report = add_sources(
+            args.sources,
+            User.from_full_name(args.author),
+            client=client,
+            sync_store=not args.no_sync,
+            on_failure=_failure,
+            progress=True,
+            on_document=_document_line,
+        )
     counts = report.counts
+    discovered = ""
+    if options.found or options.skipped:
+        discovered = f" (discovered: {options.found} posts found, {options.skipped} skipped)"
     print(
         f"collected: {counts['added']} added, {counts['updated']} updated, "
-        f"{counts['unchanged']} unchanged, {counts['failed']} failed"
+        f"{counts['unchanged']} unchanged, {counts['failed']} failed{discovered}"
     )
     synced = report.sync
     if synced is not None:
@@ -188,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--no-sync", action="store_true", help="only fill the warehouse; run `sync` later"
     )
+    add.add_argument(
+        "--max-documents", type=int, metavar="N",
+        help="at most N documents from each site, profile, feed or sitemap",
+    )  # fmt: skip
+    add.add_argument(
+        "--since", type=_since, metavar="DATE",
+        help="only posts published on or after DATE (YYYY-MM-DD) from a site, feed or sitemap",
+    )  # fmt: skip
     add.set_defaults(func=cmd_add)
 
     sync = sub.add_parser("sync", help="embed new/changed documents, drop removed ones")
@@ -207,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from core.settings import settings_or_exit
+
+    settings_or_exit()  # a bad setting: one line and exit 2, not a traceback
     from core.logs import quiet_noisy_libraries
     from core.models import ModelNotAvailable
     from core.warehouse import WarehouseError
@@ -223,6 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to finish (it resumes safely)", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from retrievers.store_share import share_lost
+
+        if not share_lost(exc):
+            raise
+        print(f"error: the vector store's server stopped answering ({exc}); rerun the same "
+              "command (it resumes safely)", file=sys.stderr)  # fmt: skip
+        return EXIT_FATAL
     finally:
         from retrievers.store import close_qdrant_client
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ingest.features.sync_report import SyncReport
 
 FailureHook = Callable[[str, str], None]
+DocumentHook = Callable[[str, RawDocument], None]  # (added|updated|unchanged, document)
 
 
 def upsert_author(wh: Warehouse, author: User) -> None:
@@ -60,11 +61,13 @@ def add_sources(
     sync_store: bool = True,
     on_failure: FailureHook | None = None,
     progress: bool = False,
+    on_document: DocumentHook | None = None,
 ) -> AddReport:
     """Collect every source for `author` into the warehouse, then sync the vector store.
 
     A source that fails, or yields nothing, is reported through `on_failure(item, reason)`
-    and counted; the others go on. Idempotent: added again, nothing changes.
+    and counted; the others go on. `on_document(outcome, doc)` hears each stored document.
+    Idempotent: added again, nothing changes.
     """
     from core.progress import progress_bar
     from core.warehouse import WarehouseError, get_warehouse
@@ -98,6 +101,8 @@ def add_sources(
                         fail(item.link or item.id, f"warehouse: {exc}")
                         continue
                     report.counts[result.value] += 1
+                    if on_document is not None:
+                        on_document(result.value, item)
                     if bar is not None:
                         bar.update()
                 if not found:

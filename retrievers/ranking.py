@@ -144,6 +144,8 @@ def rerank(
             by_sim = sorted(range(len(docs)), key=lambda i: -sims[i])
             fused = rrf_merge([[str(i) for i in range(len(docs))], [str(i) for i in by_sim]])
             scores = [fused[str(i)] for i in range(len(docs))]
+    elif variant.second == "adaptive":
+        scores = adaptive_scores(query, docs)
     elif ordered:
         # Already ranked by the first stage for this very query: keep that order.
         return limit_per_document(docs, k, max_per_document)
@@ -215,6 +217,21 @@ def lexical_scores(query: str, texts: Sequence[str]) -> list[float]:
         df = sum(1 for v in vectors if term in v)
         idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
     return [sum(idf[t] * v.get(t, 0.0) for t in terms) for v in vectors]
+
+
+def adaptive_scores(query: str, docs: Sequence[Document]) -> list[float]:
+    """Dense cosine and BM25 (the first stage's collection-IDF score, 0 where BM25 did not
+    find the chunk), each scaled to [0, 1] over the pool, mixed by `sparse_weight(query)`."""
+    from retrievers.variants import sparse_weight
+
+    sims = dense_similarities(query, docs)
+    lexical = [float(d.metadata.get("sparse_score") or 0.0) for d in docs]
+    low, high = min(sims), max(sims)
+    dense = [(s - low) / ((high - low) or 1.0) for s in sims]
+    top = max(lexical) or 1.0
+    weight = sparse_weight(query)
+    return [(1 - weight) * d + weight * s / top - 1e-9 * i
+            for i, (d, s) in enumerate(zip(dense, lexical, strict=True))]  # fmt: skip
 
 
 def dense_similarities(query: str, docs: Sequence[Document]) -> list[float]:

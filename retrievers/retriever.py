@@ -1,8 +1,20 @@
-"""`TwinRetriever`: the LangChain retriever over the twin's `embedded_*` collections."""
+"""The one way into retrieval, and the LangChain retriever over it.
+
+    request = RetrievalRequest.from_config({"k": 3, "author": "Maya"}, queries=["rag"])
+    docs = retrieve(request)                      # both stages: the top k
+    pool = retrieve(replace(request, second_stage=False))  # first stage only
+    top = rerank_pool(request, pool)              # the second stage over a gathered pool
+
+The graph's nodes build their requests from the run's `Configuration`
+(`Configuration.retrieval`); `get_retriever(**config)` / `TwinRetriever` wraps the same
+request with optional LLM query expansion. Neither searches any other way.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -13,49 +25,102 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from retrievers.filters import FILTER_KEYS
 from retrievers.search import SearchConfig, search_many
-from retrievers.variants import DEFAULT_FETCH_K, DEFAULT_K, DEFAULT_MAX_PER_DOCUMENT
+from retrievers.variants import DEFAULT_K, DEFAULT_MAX_PER_DOCUMENT
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrievalRequest:
+    """One retrieval: what to search for and how.
+
+    `queries`: the user's question first (what a second stage scores against), then
+    alternative phrasings whose results join the pool. `filters`: `FILTER_KEYS` → value
+    (None or absent: no constraint). `collections`: categories or collection names (None:
+    all three `embedded_*`), narrowed by a category filter. `reranker`: the recipe name
+    (`retrievers.variants`, "auto"). `fetch_k`: candidates per query and collection (None:
+    max(20, 4·k)). `max_per_document`: at most this many chunks of one document (0: no
+    limit). `second_stage=False`: the first stage's ranking only, for a caller that gathers
+    several pools and runs the second stage once (`rerank_pool`).
+    """
+
+    queries: tuple[str, ...] = ()
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    collections: tuple[str, ...] | None = None
+    reranker: str = "auto"
+    k: int = DEFAULT_K
+    fetch_k: int | None = None
+    max_per_document: int = DEFAULT_MAX_PER_DOCUMENT
+    second_stage: bool = True
+
+    @classmethod
+    def from_config(
+        cls, config: Any = None, queries: Sequence[str] = (), **overrides: Any
+    ) -> RetrievalRequest:
+        """A request from graph Configuration-style keys (`k`, `fetch_k`, `collections`,
+        `reranker`, `max_per_document`, `filters` and the filter keys at the top level,
+        which win; `{"configurable": {...}}` unwrapped; unknown keys ignored). Filters are
+        checked here: a bad category or date raises `InvalidFilter` now, not at search."""
+        # search_many's own reading of these keys: one set of defaults for both.
+        search = SearchConfig.from_config(config, **overrides)
+        return cls(
+            queries=tuple(queries),
+            filters=search.filters.as_dict(),
+            collections=tuple(search.collections) if search.collections else None,
+            reranker=search.reranker,
+            k=search.k,
+            fetch_k=search.fetch_k,
+            max_per_document=search.max_per_document,
+            second_stage=search.second_stage,
+        )
+
+    def search_config(self) -> SearchConfig:
+        # A dataclass: SearchConfig reads its fields (`queries` is not one of them).
+        return SearchConfig.from_config(self)
+
+
+def retrieve(request: RetrievalRequest, *, client: Any = None) -> list[Document]:
+    """The documents for `request` (best first); `client`: a QdrantClient, default
+    `retrievers.store.get_qdrant_client()`."""
+    return search_many(request.queries, request.search_config(), client=client)
+
+
+async def aretrieve(request: RetrievalRequest, *, client: Any = None) -> list[Document]:
+    """`retrieve` off the event loop. The embedded store allows one client per folder and
+    process, so the sync client is shared and the search runs in a worker thread (the
+    collections are searched concurrently inside, on a thread pool)."""
+    return await asyncio.to_thread(retrieve, request, client=client)
+
+
+def rerank_pool(request: RetrievalRequest, docs: Sequence[Document]) -> list[Document]:
+    """The second stage of `request.reranker` over a pool that first-stage-only requests
+    gathered: the top `k` for the first query, `max_per_document` applied."""
+    from retrievers.ranking import rerank
+
+    if not request.queries:
+        return []
+    return rerank(request.queries[0], docs, request.k, request.reranker,
+                  max_per_document=request.max_per_document)  # fmt: skip
 
 
 class TwinRetriever(BaseRetriever):
-    """Filtered multi-collection hybrid search with reranking.
-
-    Fields mirror the graph Configuration: `k`, `fetch_k`, `collections` (categories or
-    collection names; default all three `embedded_*`), `filters` (author, category,
-    platform, date_from, date_to) and `reranker` ("auto"). Returned documents carry the
-    chunk payload plus `score`, `chunk_id` and `collection` in their metadata.
+    """A LangChain retriever over `retrieve`: filtered multi-collection search with
+    reranking. `request` holds how to search (its queries come per call); `expand_n`
+    alternative phrasings from the LLM (`llm_model`, default LLM_MODEL) are searched beside
+    the query (0: none). Returned documents carry the chunk payload plus `score`,
+    `chunk_id` and `collection` in their metadata.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    k: int = DEFAULT_K
-    fetch_k: int = DEFAULT_FETCH_K
-    collections: list[str] | None = None
-    filters: dict[str, Any] = Field(default_factory=dict)
-    reranker: str = "auto"
-    max_per_document: int = DEFAULT_MAX_PER_DOCUMENT
-    # Alternative phrasings from the LLM (`llm_model`, default LLM_MODEL) searched beside
-    # the query; 0 = none.
+    request: RetrievalRequest = Field(default_factory=RetrievalRequest)
     expand_n: int = 0
     llm_model: str | None = None
     client: Any = None  # a QdrantClient; default: retrievers.store.get_qdrant_client()
 
-    def search_config(self, **overrides: Any) -> SearchConfig:
-        return SearchConfig.from_config(
-            {
-                "k": self.k,
-                "fetch_k": self.fetch_k,
-                "collections": self.collections,
-                "filters": self.filters,
-                "reranker": self.reranker,
-                "max_per_document": self.max_per_document,
-            },
-            **overrides,
-        )
-
-    def search_many(self, queries: list[str], **overrides: Any) -> list[Document]:
-        return search_many(queries, self.search_config(**overrides), client=self.client)
+    def _request(
+        self, query: str, expansions: list[str], overrides: dict[str, Any]
+    ) -> RetrievalRequest:
+        return replace(self.request, queries=(query, *expansions), **overrides)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
@@ -64,7 +129,7 @@ class TwinRetriever(BaseRetriever):
 
         expansions = expand_query(query, self.expand_n, llm_model=self.llm_model,
                                   config={"callbacks": run_manager.get_child()})  # fmt: skip
-        return self.search_many([query, *expansions], **kwargs)
+        return retrieve(self._request(query, expansions, kwargs), client=self.client)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -73,39 +138,23 @@ class TwinRetriever(BaseRetriever):
 
         expansions = await aexpand_query(query, self.expand_n, llm_model=self.llm_model,
                                          config={"callbacks": run_manager.get_child()})  # fmt: skip
-        # Local Qdrant allows one client per folder and process: share the sync client and
-        # keep the event loop free by searching in a worker thread (the collections are
-        # searched concurrently inside, on a thread pool).
-        return await asyncio.to_thread(self.search_many, [query, *expansions], **kwargs)
-
-
-_RETRIEVER_FIELDS = {
-    "k", "fetch_k", "collections", "reranker", "client", "max_per_document", "expand_n",
-    "llm_model",
-}  # fmt: skip
+        return await aretrieve(self._request(query, expansions, kwargs), client=self.client)
 
 
 def get_retriever(**config: Any) -> TwinRetriever:
     """A `TwinRetriever` from graph Configuration-style keys (unknown keys are ignored).
 
-    Filters may come as `filters={...}` and/or top-level `author`, `category`,
-    `platform`, `date_from`, `date_to` (top level wins).
+    Filters may come as `filters={...}` and/or as `retrievers.filters.FILTER_KEYS` at the
+    top level (top level wins); a bad category or date raises `InvalidFilter` here.
     """
-    if "configurable" in config and isinstance(config["configurable"], dict):
+    if isinstance(config.get("configurable"), dict):
         config = {
             **config["configurable"],
             **{k: v for k, v in config.items() if k != "configurable"},
         }
-    filters = dict(config.get("filters") or {})
-    for key in FILTER_KEYS:
-        if config.get(key) not in (None, "", [], ()):
-            filters[key] = config[key]
-    kwargs = {k: v for k, v in config.items() if k in _RETRIEVER_FIELDS and v is not None}
-    if "reranker" in kwargs and not kwargs["reranker"]:
-        kwargs.pop("reranker")
-    kwargs.setdefault("k", DEFAULT_K)
-    kwargs.setdefault("fetch_k", max(DEFAULT_FETCH_K, 4 * int(kwargs["k"])))
-    retriever = TwinRetriever(filters={k: v for k, v in filters.items() if v is not None}, **kwargs)
-    # Validate early: a bad category or date fails here with a clear message.
-    retriever.search_config()
-    return retriever
+    return TwinRetriever(
+        request=RetrievalRequest.from_config(config),
+        expand_n=int(config.get("expand_n") or 0),
+        llm_model=config.get("llm_model"),
+        client=config.get("client"),
+    )

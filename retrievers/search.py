@@ -55,6 +55,9 @@ class SearchConfig:
     reranker: str = "auto"
     rerank_n: int = DEFAULT_RERANK_N
     max_per_document: int = DEFAULT_MAX_PER_DOCUMENT
+    # False: the first stage's top k only; the caller runs the second stage itself over
+    # several such searches (the graph's fan-out, `retrievers.retriever.rerank_pool`).
+    second_stage: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None = None, **overrides: Any) -> SearchConfig:
@@ -67,6 +70,7 @@ class SearchConfig:
                 "reranker": config.reranker,
                 "rerank_n": config.rerank_n,
                 "max_per_document": config.max_per_document,
+                "second_stage": config.second_stage,
             }
         elif config is not None and dataclasses.is_dataclass(config):
             base = dataclasses.asdict(config)
@@ -101,6 +105,7 @@ class SearchConfig:
                 if base.get("max_per_document") is not None
                 else DEFAULT_MAX_PER_DOCUMENT
             ),
+            second_stage=bool(base.get("second_stage", True)),
         )
 
 
@@ -119,6 +124,9 @@ class Candidate:
         metadata = dict(self.payload)
         content = metadata.pop("content", "") or ""
         metadata.update(score=float(self.score), chunk_id=self.id, collection=self.collection)
+        # The first stage's own scores, so a second stage can mix them per request.
+        if self.sparse is not None:
+            metadata["sparse_score"] = self.sparse
         return Document(page_content=content, metadata=metadata, id=self.id)
 
 
@@ -340,7 +348,7 @@ def search_many(
             by_id[key].score = value
         merged = sorted(by_id.values(), key=lambda c: -c.score)
     docs = dedupe_documents([c.document() for c in merged])
-    if variant.second == "none":
+    if variant.second == "none" or not cfg.second_stage:
         return limit_per_document(docs, cfg.k, cfg.max_per_document)
     ordered = variant.second != "pool"
     return rerank(queries[0], docs[: cfg.rerank_n], cfg.k, cfg.reranker, ordered=ordered,

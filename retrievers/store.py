@@ -2,8 +2,10 @@
 
 Embedded by default: the Qdrant engine in-process (Qdrant Edge, `retrievers.edge`) in
 `DATA_DIR/qdrant/edge`; `QDRANT_URL` switches to a server with the same client code. The
-embedded store allows one process per folder: a second process gets `VectorStoreLocked`,
-a clear message naming the fix, never a stack trace.
+embedded store allows one process per folder. A second process borrows it from the holder
+when that is the API server, which shares it (`retrievers.store_share`: the same REST
+client as `QDRANT_URL`); otherwise it gets `VectorStoreLocked`, a clear message naming
+the fix, never a stack trace.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from core.domain import CLEANED_COLLECTIONS, EMBEDDED_COLLECTIONS, Chunk
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
+    from retrievers.store_share import StoreShare
+
 log = logging.getLogger(__name__)
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "sparse"
@@ -29,6 +33,7 @@ DATETIME_INDEXES = ("published_at",)
 _lock = threading.Lock()
 _client_lock = threading.Lock()
 _client: QdrantClient | None = None
+_client_share: StoreShare | None = None  # set when `_client` borrows another process's store
 _close_registered = False
 
 
@@ -120,7 +125,9 @@ def _open_client() -> QdrantClient:
 
     from core.settings import get_settings
 
+    global _client_share
     settings = get_settings()
+    _client_share = None
     if settings.QDRANT_URL:
         return QdrantClient(url=settings.QDRANT_URL, api_key=settings.QDRANT_API_KEY or None)
     if (settings.qdrant_path / "collection").is_dir():
@@ -129,7 +136,34 @@ def _open_client() -> QdrantClient:
             "is no longer read; `python -m ingest sync` rebuilds the store from the warehouse",
             settings.qdrant_path,
         )
-    return open_embedded_store(settings.qdrant_path / "edge")
+    try:
+        return open_embedded_store(settings.qdrant_path / "edge")
+    except VectorStoreLocked as locked:
+        return _borrow_store(settings.qdrant_path, locked)
+
+
+def _borrow_store(qdrant_path: Path, locked: VectorStoreLocked) -> QdrantClient:
+    """The held store through its holder's share (the API server), or `locked` saying why
+    not."""
+    global _client_share
+    from retrievers.store_share import probe_share, read_share, shared_client
+
+    share = read_share(qdrant_path)
+    if share is None:
+        raise locked
+    problem = probe_share(share)
+    if problem is not None:
+        raise VectorStoreLocked(f"{locked} ({problem})") from None
+    log.info("the vector store is held by the twin server at %s: using it through that server",
+             share.url)  # fmt: skip
+    _client_share = share
+    return shared_client(share)
+
+
+def borrowed_from() -> StoreShare | None:
+    """The share this process's client goes through (another process holds the store), or
+    None (it holds the store itself, or uses QDRANT_URL)."""
+    return _client_share if _client is not None else None
 
 
 def close_qdrant_client() -> None:

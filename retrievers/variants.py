@@ -15,6 +15,7 @@ cross-encoder when `RERANKER_MODEL` is set):
 | cross-encoder | hybrid | `RERANKER_MODEL` CrossEncoder |
 | hybrid+pool-rerank | hybrid | `rerank()` replayed on the pool (dense + pool-BM25 RRF) |
 | dense+pool-rerank | dense | the same pool rerank: lexical precision without a sparse scan |
+| adaptive | dense and BM25 lists | dense cosine and collection BM25 mixed per query (`sparse_weight`) |
 
 The default was chosen by `benchmarks/retrieval_choice.py` on real writing (185 requests
 over 93 PEPs, production chunks): see DEFAULT_VARIANT below.
@@ -22,6 +23,7 @@ over 93 PEPs, production chunks): see DEFAULT_VARIANT below.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 RRF_K = 60
@@ -56,11 +58,16 @@ VARIANTS: dict[str, Variant] = {
     "hybrid+pool-rerank": Variant("rrf", "pool"),
     # Dense recall (cheap in local mode), then the lexical + dense RRF on the pool only.
     "dense+pool-rerank": Variant("dense", "pool"),
+    # Both first-stage lists, then dense cosine and BM25 mixed with a weight read off the
+    # request's shape: exact terms (code names, people, keyword lists) lean on BM25.
+    "adaptive": Variant("rrf", "adaptive"),
 }
-# Chosen on the PEP eval (benchmarks/retrieval_choice.py), chunks embedded with their title
-# and section: dense recall@1 0.897 / MRR 0.937; hybrid RRF with BM25 0.865 / 0.923 (more
-# lexical hits, a worse first passage); a MaxSim second stage 0.892 / 0.940 at 1.5 s.
-DEFAULT_VARIANT = "dense"
+# Chosen by benchmarks/retrieval_choice.py on the PEPs with two kinds of request: topical
+# (185 written from reading them) and known-item (218 half-remembered lines, code names and
+# people's names unique to one PEP). Dense alone: topical R@5 0.981 but known-item R@5 0.573
+# (R@1 0.404); BM25 alone 0.984 / 0.950 (R@1 0.761); hybrid RRF 0.984 / 0.927; adaptive
+# 0.995 / 0.995 (R@1 0.968), and 0.99x on a second known-item set drawn after tuning.
+DEFAULT_VARIANT = "adaptive"
 
 
 def resolve_variant(name: str | None) -> tuple[str, Variant]:
@@ -73,3 +80,40 @@ def resolve_variant(name: str | None) -> tuple[str, Variant]:
     if name not in VARIANTS:
         raise ValueError(f"unknown reranker {name!r}; choose auto or one of {', '.join(VARIANTS)}")
     return name, VARIANTS[name]
+
+
+# Words that make a request prose rather than a list of terms to look up.
+_FUNCTION_WORDS = frozenset(
+    """a about after all also an and any are as at be because been but by can could did do
+    does for from had has have how i if in into is it its me my no not of on or our should
+    so some than that the their them then there these they this those to us was we were
+    what when where which who why will with would you your""".split()
+)
+_TERM = re.compile(r"[\w][\w.'/-]*")
+# Code names: dotted paths, snake_case, dunders, camelCase / CamelCase with an inner capital.
+_CODE_NAME = re.compile(
+    r"\b[A-Za-z_]\w*\.[A-Za-z_]\w*|\b\w*[a-z0-9]_\w+|__\w+__|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z0-9]+[A-Z]\w*"
+)
+# Two or more capitalised words inside a request: a person or a named thing ("Brandt Bucher").
+_PROPER_NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-z]+(?: [A-Z][a-z]+)+")
+# The BM25 share of the adaptive mix per request shape (benchmarks/retrieval_choice.py).
+SPARSE_WEIGHT_PROSE = 0.3
+SPARSE_WEIGHT_TERMS = 0.7
+SPARSE_WEIGHT_CODE = 0.8
+
+
+def sparse_weight(query: str) -> float:
+    """How much exact-term matching should count for `query`, between 0 (meaning only)
+    and 1 (terms only): high for code names and for keyword lists without function words
+    (how people half-remember a line or name a tool), low for questions in prose."""
+    words = _TERM.findall(query)
+    if not words:
+        return SPARSE_WEIGHT_PROSE
+    if _CODE_NAME.search(query):
+        return SPARSE_WEIGHT_CODE
+    if _PROPER_NAME.search(query):
+        return SPARSE_WEIGHT_TERMS
+    function_share = sum(w.lower() in _FUNCTION_WORDS for w in words) / len(words)
+    if function_share < 0.15:
+        return SPARSE_WEIGHT_TERMS
+    return SPARSE_WEIGHT_PROSE

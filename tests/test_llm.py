@@ -1,4 +1,4 @@
-"""core/llm.py: the generation backends with the real offline model (small token budgets),
+"""core/llm/: the generation backends with the real offline model (small token budgets),
 an OpenAI-compatible fake server on 127.0.0.1, and registry int8 exports."""
 
 from __future__ import annotations
@@ -193,16 +193,17 @@ def test_registry_int8_export_is_loaded(data_dir: Path, int8_llm) -> None:
     saved int8 state_dict (the finetune helper's export format)."""
     import torch
 
-    from core.llm import _quantize_int8, get_llm
+    from core.llm import get_llm
     from core.models import load_causal_lm
     from core.registry import get_registry, write_json_atomic
+    from finetune.export import quantize_int8
 
     model, tokenizer = load_causal_lm(OFFLINE)
     version_dir = get_registry().root / "twin-test" / "versions" / "v1"
     merged = version_dir / "merged"
     model.save_pretrained(merged)
     tokenizer.save_pretrained(merged)
-    quantized = _quantize_int8(model)
+    quantized = quantize_int8(model)
     # Mark the export (one projection zeroed) so the test can tell it was loaded rather
     # than re-quantized from merged/.
     layer = quantized.model.layers[0].self_attn.q_proj

@@ -150,6 +150,10 @@ def test_graph_ask_streams_an_answer_then_its_sources(tmp_path: Path) -> None:
     assert answered_by.strip() == "offline:Qwen2.5-Coder-0.5B-Instruct"
     assert "  - " in sources and "file://" in sources
     assert "Traceback" not in ask.stderr
+    # Nothing between the question and its answer: no library bars ("Loading weights" while
+    # the models load; a tqdm bar redraws with carriage returns).
+    shown = ask.stdout + ask.stderr
+    assert "Loading weights" not in shown and "\r" not in shown, shown[-2000:]
 
 
 def test_the_embedding_model_loads_once_when_branches_ask_at_the_same_moment(

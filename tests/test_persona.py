@@ -59,23 +59,20 @@ def test_small_talk_prompt_has_no_excerpts_and_the_twin_introducing_itself() -> 
         "messages": [],
     }
     messages = build_messages(state, Configuration())
-    assert AUTHOR in messages[0]["content"] and "writing twin" in messages[0]["content"]
-    assert messages[-1] == {"role": "user", "content": "hi"}
-    assert not any(CONTEXT_HEADER in m["content"] for m in messages)
-    assert (
-        messages[-2]["role"] == "assistant"
-        and f"{AUTHOR}'s writing twin" in messages[-2]["content"]
-    )
+    assert AUTHOR in messages[0].content and "writing twin" in messages[0].content
+    assert (messages[-1].type, messages[-1].content) == ("human", "hi")
+    assert not any(CONTEXT_HEADER in m.content for m in messages)
+    assert messages[-2].type == "ai" and f"{AUTHOR}'s writing twin" in messages[-2].content
     # A real request keeps its excerpts.
     state["request"] = "Write a post about sourdough"
-    assert CONTEXT_HEADER in build_messages(state, Configuration())[-1]["content"]
+    assert CONTEXT_HEADER in build_messages(state, Configuration())[-1].content
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("greeting", ["hi", "who are you?"])
 def test_the_served_model_greets_as_the_twin(greeting: str, data_dir: Path) -> None:
     """The real default model on the small-talk prompt (greedy, no post-filter involved)."""
-    from core.llm import get_llm
+    from core.llm import get_llm, lc_to_dicts
     from core.prompts import VENDOR_PERSONA
     from graph.configuration import Configuration
     from graph.generation_nodes import build_messages
@@ -83,7 +80,7 @@ def test_the_served_model_greets_as_the_twin(greeting: str, data_dir: Path) -> N
     messages = build_messages(
         {"request": greeting, "filters": {"author": AUTHOR}, "messages": []}, Configuration()
     )
-    answer = get_llm().generate(messages, max_new_tokens=60, temperature=0.0)
+    answer = get_llm().generate(lc_to_dicts(messages), max_new_tokens=60, temperature=0.0)
     assert not VENDOR_PERSONA.search(answer), answer
     assert "OpenAI" not in answer and "Alibaba" not in answer, answer
 
@@ -107,7 +104,7 @@ async def test_a_one_author_install_answers_hi_as_that_author(data_dir: Path) ->
     from core.prompts import VENDOR_PERSONA
     from core.warehouse import get_warehouse
     from graph import graph
-    from graph.extract import clear_author_cache
+    from graph.request_parsing import clear_author_cache
 
     store_corpus([{
         "author": AUTHOR, "category": "posts", "platform": "linkedin", "title": "Sourdough",

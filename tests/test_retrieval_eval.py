@@ -113,3 +113,82 @@ def test_folder_corpus_goes_through_the_ingest_path(data_dir, tmp_path):
     marker = (tmp_path / "w" / "stored.json").stat().st_mtime_ns
     run_retrieval_eval(corpus=corpus, questions_file=requests, work_dir=tmp_path / "w")
     assert (tmp_path / "w" / "stored.json").stat().st_mtime_ns == marker
+
+
+def test_known_item_requests_are_unique_to_their_document():
+    """The known-item builder: every request's gold is the only document holding the
+    sentence, code name or person it was made from, and no request copies a sentence."""
+    from evals.known_item import SourceDocument, build_known_items, content_words
+
+    docs = [
+        SourceDocument("a", "ann", "Intro\n=====\n\nThe `os.fspath` hook lets Brandt Bucher "
+                       "convert path objects before any legacy string API sees them at all.\n\n"
+                       "Shared words appear in both documents here, repeated on purpose."),
+        SourceDocument("b", "bob", "We keep PyMem_SetupDebugHooks for allocators because "
+                       "release builds must still detect buffer overflows early and loudly.\n\n"
+                       "Shared words appear in both documents here, repeated on purpose."),
+    ]  # fmt: skip
+    items = build_known_items(docs)
+    by_kind = {(item.gold, item.kind): item.request for item in items}
+    assert "os.fspath" in by_kind[("a", "identifier")]
+    assert "PyMem_SetupDebugHooks" in by_kind[("b", "identifier")]
+    assert "Brandt Bucher" in by_kind[("a", "name")]
+    phrase = by_kind[("b", "phrase")]
+    # Every other content word of the one sentence unique to b, never the shared one.
+    sentence = "release builds must still detect buffer overflows early and loudly"
+    assert phrase.split() == [w.lower() for w in content_words(
+        "We keep PyMem_SetupDebugHooks for allocators because " + sentence + ".")][::2]  # fmt: skip
+    assert not any("shared" in request.lower() for request in by_kind.values())
+
+
+def test_request_shape_sets_the_lexical_weight():
+    from retrievers.variants import (
+        SPARSE_WEIGHT_CODE,
+        SPARSE_WEIGHT_PROSE,
+        SPARSE_WEIGHT_TERMS,
+        sparse_weight,
+    )
+
+    assert sparse_weight("where do I explain os.fspath?") == SPARSE_WEIGHT_CODE
+    assert sparse_weight("PyMem_SetupDebugHooks") == SPARSE_WEIGHT_CODE
+    assert sparse_weight("what did Neil Brown point out") == SPARSE_WEIGHT_TERMS
+    assert sparse_weight("close_fds inheritable descriptors child") == SPARSE_WEIGHT_CODE
+    assert sparse_weight("inheritable descriptors child process spawn") == SPARSE_WEIGHT_TERMS
+    assert sparse_weight("Why would a twin need to respect the author?") == SPARSE_WEIGHT_PROSE
+    assert SPARSE_WEIGHT_PROSE < SPARSE_WEIGHT_TERMS < SPARSE_WEIGHT_CODE
+
+
+def test_sparse_vectors_carry_whole_code_names():
+    """A code name is a term of its own beside its subwords: two names sharing every
+    subword ("fs", "##path") still differ."""
+    from retrievers.encoders import WHOLE_TERM_BASE, sparse_encode, sparse_encode_query
+
+    doc = sparse_encode(["call os.fspath on it"])[0]
+    query = sparse_encode_query("os.fspath")
+    other = sparse_encode_query("fs path")
+    whole = {i for i in query.indices if i >= WHOLE_TERM_BASE}
+    assert whole and whole <= set(doc.indices)
+    assert not whole & set(other.indices)
+
+
+@pytest.mark.slow
+def test_known_item_requests_find_their_document(data_dir, tmp_path):
+    """Known-item requests built from the fixture corpus: the default recipe finds the one
+    document far more often than dense retrieval alone (on the PEPs: R@1 0.968 vs 0.404)."""
+    from evals.known_item import SourceDocument, build_known_items, write_jsonl
+    from evals.retrieval import run_retrieval_eval
+    from evals.retrieval_corpus import load_corpus
+
+    items = build_known_items([SourceDocument(d.key, d.author, d.content) for d in load_corpus()])
+    assert len(items) >= 60 and {"phrase", "identifier"} <= {item.kind for item in items}
+    requests = tmp_path / "known.jsonl"
+    requests.write_text(write_jsonl(items))
+    store = tmp_path / "store"
+    default = run_retrieval_eval(questions_file=requests, work_dir=store)
+    dense = run_retrieval_eval("dense", questions_file=requests, work_dir=store)
+    topical = run_retrieval_eval(work_dir=store)
+    print({name: (r["recall@1"], r["recall@5"]) for name, r in
+           {"default": default, "dense": dense, "topical": topical}.items()})  # fmt: skip
+    assert default["recall@5"] >= 0.9, default["misses"]
+    assert default["recall@1"] > dense["recall@1"] + 0.1
+    assert topical["recall@5"] >= 0.85, topical["misses"]

@@ -79,6 +79,7 @@ def test_invoke_answers_with_context_and_remembers_the_run(twin):
     run = get_run(run_id)
     assert run is not None
     assert run["request"] == "Write a LinkedIn post about shipping on Fridays"
+    assert run["messages"] == [{"role": "user", "content": run["request"]}]
     assert run["answer"] == meta["answer"]
     assert run["context_ids"] == [c["chunk_id"] for c in meta["context"]]
 
@@ -97,6 +98,17 @@ def test_chat_history_and_openai_style_roles_are_accepted(twin):
     response = _post(twin, "/twin/invoke", payload)
     assert response.status_code == 200, response.text
     assert response.json()["output"]["content"].strip()
+
+    from core.feedback import get_run
+
+    # The run is remembered with the turns as sent (roles in the OpenAI spelling).
+    run = get_run(response.json()["metadata"]["run_id"])
+    assert run is not None and run["request"] == "Summarise her int8 advice."
+    assert run["messages"] == [
+        {"role": "user", "content": "Who writes about quantization?"},
+        {"role": "assistant", "content": "Maya does."},
+        {"role": "user", "content": "Summarise her int8 advice."},
+    ]
 
 
 def test_batch_answers_each_input(twin):

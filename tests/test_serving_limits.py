@@ -49,8 +49,7 @@ def test_every_bad_knob_is_refused_naming_the_field(data_dir: Path, name: str, v
 
 
 def test_defaults_and_reasonable_values_pass(data_dir: Path) -> None:
-    from graph.configuration import Configuration
-    from graph.knobs import bounds
+    from graph.configuration import Configuration, bounds
 
     default = Configuration()  # whatever the retrieval defaults are, they are in bounds
     for name in ("k", "fetch_k", "expand_n"):
@@ -101,33 +100,33 @@ def test_llm_model_takes_the_allow_list_and_registry_refs(
         Configuration(llm_model="registry:twin-x@v9")
 
 
-async def test_generation_gate_is_fifo_bounded_and_cancellable() -> None:
-    from core.llm.gate import GenerationBusy, GenerationGate
+async def test_generation_slots_are_fifo_bounded_and_cancellable() -> None:
+    from core.llm.slots import GenerationBusy, GenerationSlots
 
-    gate = GenerationGate(1)
+    slots = GenerationSlots(1)
     order: list[str] = []
-    await gate.acquire(None)
+    await slots.acquire(None)
 
     async def waiter(name: str) -> None:
-        async with gate.slot(None):
+        async with slots.slot(None):
             order.append(name)
 
     first = asyncio.create_task(waiter("first"))
     second = asyncio.create_task(waiter("second"))
     leaver = asyncio.create_task(waiter("leaver"))
-    while gate.waiting < 3:
+    while slots.waiting < 3:
         await asyncio.sleep(0)
     leaver.cancel()  # a client that leaves gives its place up
     with pytest.raises(asyncio.CancelledError):
         await leaver
-    assert gate.waiting == 2
+    assert slots.waiting == 2
     with pytest.raises(GenerationBusy) as busy:
-        await gate.acquire(0.01)
+        await slots.acquire(0.01)
     assert busy.value.retry_after_s >= 1
-    gate.release()
+    slots.release()
     await asyncio.gather(first, second)
     assert order == ["first", "second"]
-    assert gate.busy == 0 and gate.waiting == 0
+    assert slots.busy == 0 and slots.waiting == 0
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 def test_langgraph_json_registers_the_twin_graph() -> None:
     config = json.loads((ROOT / "langgraph.json").read_text())
-    assert config["graphs"] == {"twin": "./graph/graph.py:graph"}
+    assert config["graphs"] == {"twin": "./graph/builder.py:graph"}
     assert config["dependencies"] == ["."]
 
 

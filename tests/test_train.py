@@ -244,7 +244,18 @@ def test_promote_runs_the_real_gate(trained):
         assert tags["history"][-1]["forced"] is False
 
 
-def test_dpo_on_preference_dataset(trained):
+def test_dpo_on_preference_dataset(trained, monkeypatch):
+    import datasets.fingerprint as fingerprint
+
+    # `datasets` names each mapped dataset by dill-hashing the map function's closure, and
+    # the DPO maps (ours and TRL's) close over the tokenizer: several seconds a hash on this
+    # CPU. The names only key the on-disk map cache, which this one-off run never reuses;
+    # random ones (what `datasets` itself falls back to when hashing fails) skip that cost.
+    monkeypatch.setattr(
+        fingerprint,
+        "update_fingerprint",
+        lambda *_, **__: fingerprint.generate_random_fingerprint(),
+    )
     from finetune.passages import BuildParams
     from finetune.preferences import build_preference_dataset
     from finetune.tracking import get_run
@@ -288,3 +299,13 @@ def test_watch_once_trains_gates_then_idles(trained, capsys):
     second = json.loads(capsys.readouterr().out)
     assert second[0]["status"] == "up-to-date"
     assert Path(trained["path"]).exists()
+
+
+def test_train_help_names_the_model_it_tunes() -> None:
+    """`finetune train --help` says which base the CPU default tunes (it once named a model
+    that was no longer the default)."""
+    from core.settings import OFFLINE_TRAIN_BASE
+    from finetune.cli import TRAIN_EPILOG
+
+    cpu_line = TRAIN_EPILOG.splitlines()[0]
+    assert OFFLINE_TRAIN_BASE.removeprefix("offline:") in cpu_line

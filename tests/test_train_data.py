@@ -130,12 +130,35 @@ def test_build_messages_shows_passages_as_examples_when_configured():
             for i in range(2)]  # fmt: skip
     state = {"request": "Write about X.", "context": docs, "filters": {"author": AUTHOR}}
     plain = build_messages(state, Configuration(style_examples=0))
-    assert [m["role"] for m in plain] == ["system", "user"]
-    assert "Passage 0" in plain[-1]["content"] and "Passage 1" in plain[-1]["content"]
+    assert [m.type for m in plain] == ["system", "human"]
+    assert "Passage 0" in plain[-1].content and "Passage 1" in plain[-1].content
     shown = build_messages(state, Configuration(style_examples=1))
-    assert [m["role"] for m in shown] == ["system", "user", "assistant", "user"]
-    assert '"T0"' in shown[1]["content"] and shown[2]["content"] == "Passage 0 in my voice."
-    assert "Passage 0" not in shown[-1]["content"] and "Passage 1" in shown[-1]["content"]
+    assert [m.type for m in shown] == ["system", "human", "ai", "human"]
+    assert '"T0"' in shown[1].content and shown[2].content == "Passage 0 in my voice."
+    assert "Passage 0" not in shown[-1].content and "Passage 1" in shown[-1].content
+
+
+def test_served_prompt_is_the_training_format():
+    """The graph's LangChain prompt, turned into the dicts a backend renders, is exactly
+    `core.prompts.twin_messages` for the same request (what training renders)."""
+    from langchain_core.documents import Document
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from core.llm import lc_to_dicts
+    from core.prompts import format_context, twin_messages
+    from graph.configuration import Configuration
+    from graph.generation_nodes import build_messages
+
+    docs = [Document(page_content="Passage one.", metadata={}), Document(page_content="Two.")]
+    history = [HumanMessage(content="Earlier ask"), AIMessage(content="Earlier answer")]
+    state = {"request": "Write about X.", "context": docs, "filters": {"author": AUTHOR},
+             "messages": [*history, HumanMessage(content="Write about X.")]}  # fmt: skip
+    served = lc_to_dicts(build_messages(state, Configuration()))
+    trained = twin_messages(
+        "Write about X.", format_context(["Passage one.", "Two."]), AUTHOR,
+        history=lc_to_dicts(history),
+    )  # fmt: skip
+    assert served == trained
 
 
 def test_time_box_schedule_anneals_within_the_budget():

@@ -84,6 +84,8 @@ def test_journey_end_to_end(data_dir: Path, capsys, monkeypatch: pytest.MonkeyPa
     # trained and served (the gate's reference), so CI never loads the 0.5B default in torch.
     monkeypatch.setenv("EVALS_GATE_RAG_LIMIT", "0")
     monkeypatch.setenv("EVALS_GATE_ANSWER_MAX_TOKENS", "24")
+    # Three gate answers: exactly the report's three requests, which it then reuses.
+    monkeypatch.setenv("EVALS_GATE_ANSWER_LIMIT", "3")
     monkeypatch.setenv("EVALS_GATE_PASSAGE_LIMIT", "4")
     monkeypatch.setenv("LLM_MODEL", BASE)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -10,7 +10,7 @@ import pytest
 
 from evals.answer_quality import degenerate_reasons, other_scripts, prose_word_share
 from evals.voice.copying import CopyIndex, copy_tokens
-from evals.voice.grounding import Sources, extract_specifics, invented_specifics
+from evals.voice.invented_specifics import Sources, extract_specifics, invented_specifics
 from evals.voice.yardstick import AnswerRecord, VoiceYardstick
 
 COOKING = {

@@ -24,7 +24,7 @@ Sampling knobs a call leaves unset come from the model's tuned `GenerationDefaul
 stop strings; `sentence_grace=N` lets an answer run up to N tokens past its budget to end
 on a full sentence. Threads: `LLM_THREADS` (0 = all cores).
 
-Serving: `BaseLLM.astream` waits for the process's generation gate (`LLM_CONCURRENCY`
+Serving: `BaseLLM.astream` waits for a free generation slot (`LLM_CONCURRENCY`
 slots, at most `LLM_QUEUE_WAIT_S` in line, else `GenerationBusy`) and stops decoding within
 a token when its task is cancelled (llama.cpp and torch through a per-token stopping
 criterion, the OpenAI-compatible backend by closing the HTTP stream); `last_run` records
@@ -51,9 +51,9 @@ from core.llm.base import (
 )
 from core.llm.chat_model import TwinChatModel, get_chat_model, lc_to_dicts
 from core.llm.factory import choose_backend, clear_llm_cache, get_llm, pinned_ref
-from core.llm.gate import GenerationBusy, generation_gate
-from core.llm.local import LlamaCppLLM, TransformersLLM, _quantize_int8, llamacpp_available
+from core.llm.local import LlamaCppLLM, TransformersLLM, llamacpp_available
 from core.llm.remote import OpenAICompatLLM
+from core.llm.slots import GenerationBusy, generation_slots
 
 __all__ = [
     "BACKENDS",
@@ -68,12 +68,11 @@ __all__ = [
     "OpenAICompatLLM",
     "TransformersLLM",
     "TwinChatModel",
-    "_quantize_int8",
     "choose_backend",
     "clear_llm_cache",
     "ends_sentence",
     "generation_defaults",
-    "generation_gate",
+    "generation_slots",
     "get_chat_model",
     "get_llm",
     "lc_to_dicts",

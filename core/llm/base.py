@@ -260,11 +260,11 @@ class BaseLLM:
         stop: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[str]:
-        """`stream` for the event loop: waits for a slot of the generation gate, decodes in
+        """`stream` for the event loop: waits for a free generation slot, decodes in
         a worker thread, and cancels decoding when the consumer goes away (task cancelled,
         generator closed), so the model is free again within a token."""
         from core.admission import request_cancelled
-        from core.llm.gate import generation_gate
+        from core.llm.slots import generation_slots
 
         # An abandoned HTTP request (client gone, deadline) cancels this task directly:
         # frameworks may leave the request's own generators suspended instead of
@@ -276,7 +276,7 @@ class BaseLLM:
             else None
         )
         try:
-            async with generation_gate().slot(get_settings().LLM_QUEUE_WAIT_S):
+            async with generation_slots().slot(get_settings().LLM_QUEUE_WAIT_S):
                 async for piece in self._astream_unlocked(
                     prompt_or_messages, max_new_tokens, temperature, stop, **kwargs
                 ):

@@ -18,23 +18,28 @@ author (`DATA_DIR/datasets/instruct/…`, written by `python -m finetune dataset
 from `--passages FILE` (JSONL with `answer`/`text`/`content` and optional `instruction`,
 `context`; or plain text, passages separated by blank lines or `---` lines).
 
-The pieces: `held_out` (the passages), `model_refs` (which models), `perplexity`,
+The pieces: `held_out` (the passages), `model_refs` (which models), `passage_perplexity`,
 `style_samples`, and `evaluate` (`run_voice_eval`, the report). Callers use the package
 name (`from evals import voice`; `evals.voice.run_voice_eval`), so it hands those on.
 """
 
-from evals.voice.errors import VoiceEvalError
 from evals.voice.evaluate import run_voice_eval
 from evals.voice.held_out import (
     GENERIC_INSTRUCTION,
     HeldOut,
     Passage,
+    VoiceEvalError,
     find_instruct_dataset,
     load_dataset_passages,
     load_passages_file,
 )
 from evals.voice.model_refs import DEFAULT_MODEL_NAME, ModelRefs, resolve_refs
-from evals.voice.perplexity import DEFAULT_MAX_LENGTH, model_perplexities, raw_nll, template_nll
+from evals.voice.passage_perplexity import (
+    DEFAULT_MAX_LENGTH,
+    model_perplexities,
+    raw_nll,
+    template_nll,
+)
 from evals.voice.style_samples import style_report
 
 __all__ = [

@@ -7,10 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from evals.voice.errors import VoiceEvalError
-from evals.voice.held_out import load_dataset_passages, load_passages_file
+from evals.voice.held_out import VoiceEvalError, load_dataset_passages, load_passages_file
 from evals.voice.model_refs import DEFAULT_MODEL_NAME, resolve_refs
-from evals.voice.perplexity import DEFAULT_MAX_LENGTH, model_perplexities
+from evals.voice.passage_perplexity import DEFAULT_MAX_LENGTH, model_perplexities
 from evals.voice.style_samples import style_report
 
 

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import get_settings
-from evals.voice.errors import VoiceEvalError
+
+
+class VoiceEvalError(RuntimeError):
+    """Missing inputs (no held-out passages, no candidate model): a message for the user.
+
+    The voice evaluation's one error type, raised by its loaders here, its model resolver
+    and its runner.
+    """
+
 
 # Instruction used for passages that come without one (plain-text --passages files).
 GENERIC_INSTRUCTION = "Write a short piece in your own voice."

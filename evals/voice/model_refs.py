@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.settings import OFFLINE_TRAIN_BASE, get_settings
-from evals.voice.errors import VoiceEvalError
+from evals.voice.held_out import VoiceEvalError
 
 DEFAULT_MODEL_NAME = "twin"
 

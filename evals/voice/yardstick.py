@@ -10,7 +10,7 @@ own held-out writing — so every number has its natural level next to it:
 - style (`evals.voice.stylometry`): top-1 attribution by a classifier on topic-free
   features (function words, punctuation, lengths, formatting, person), beside the char
   n-gram one; and Burrows' Delta of each author's answer profile to held-out profiles;
-- grounding (`evals.voice.grounding`): specifics (identifiers, numbers, names) found in
+- grounding (`evals.voice.invented_specifics`): specifics (identifiers, numbers, names) found in
   neither the request, the retrieved context nor the author's training corpus;
 - chrome: the share of lines that are the corpus' page chrome (`ingest.features.boilerplate`)
   and the share of words in prose;
@@ -61,7 +61,7 @@ from evals.answer_quality import (
     prose_word_share,
 )
 from evals.voice.copying import CopyIndex
-from evals.voice.grounding import Sources, invented_specifics
+from evals.voice.invented_specifics import Sources, invented_specifics
 from evals.voice.stylometry import StyleSpace, delta
 
 PASSAGE_CHARS = 1000

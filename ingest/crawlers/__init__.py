@@ -20,6 +20,10 @@ the URL without fragment and tracking parameters (and without any query on platf
 Every network access goes through `core.safe_fetch` (SSRF checks, robots.txt, rate limit,
 retries, size and time caps). Nothing escapes `crawl_url`: every problem is a
 `CollectFailure(url, reason)`.
+
+An address that names a collection rather than one article (a site root, a Medium profile, a
+Substack publication, a feed, a sitemap, a GitHub user or organisation) yields every post on
+it: `ingest.crawlers.discovery`.
 """
 
 from __future__ import annotations
@@ -100,9 +104,17 @@ def crawl_url(url: str, author: User) -> Iterator[RawDocument | CollectFailure]:
             hint = " (pass the local path instead)" if scheme == "file" else ""
             yield CollectFailure(original, f"unsupported URL: {what} cannot be crawled{hint}")
             return
+        from ingest.crawlers import discovery
+
         crawler = dispatcher.crawler_for(url)
+        if discovery.is_collection_address(url):
+            items = discovery.crawl_collection(url, author)
+        elif isinstance(crawler, GenericArticleCrawler):
+            items = discovery.crawl_page_or_collection(url, author)
+        else:
+            items = crawler.crawl(url, author)
         yielded = False
-        for item in crawler.crawl(url, author):
+        for item in items:
             yielded = True
             yield item
         if not yielded:

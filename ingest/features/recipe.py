@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from core.domain import CleanedDocument
 
 # Bumped when cleaning, chunking or what is embedded changes in a way that needs re-embedding
-# (3: more generic chrome patterns; articles and posts lose their author's corpus chrome).
-FEATURES_RECIPE = 3
+# (3: more generic chrome patterns; articles and posts lose their author's corpus chrome;
+# 4: sparse vectors carry whole words and code names beside the subwords).
+FEATURES_RECIPE = 4
 
 
 def features_key() -> str:

@@ -8,7 +8,8 @@
    (git_repo.py);
 3. a folder → walked recursively in sorted order, hidden folders skipped: each file is
    imported on its own (zip files inside as exports, sub-folders with `.git` as
-   repositories), with a progress bar;
+   repositories), with a progress bar; symbolic links follow the rule in symlinks.py (one
+   resolving outside the folder is a failure naming it and its target, never read);
 4. a file → one local document (local_files.py: .md/.markdown, .html/.htm, .txt, .pdf,
    .docx, .rst; category rule documented there).
 Every bad item is a CollectFailure(item, reason); nothing raises out of `import_path`.
@@ -21,9 +22,11 @@ import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from core.domain import Platform, RawDocument, User
 from ingest.errors import CollectFailure
+from ingest.importers.reasons import reason_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ def _repository(path: Path, author: User) -> RawDocument | CollectFailure:
     try:
         return repository_document(path, path.resolve().as_uri(), author, Platform.GIT.value)
     except Exception as exc:  # noqa: BLE001 - one bad repository never stops a run
-        return CollectFailure(str(path), f"repository not imported: {exc}")
+        return CollectFailure(str(path), f"repository not imported: {reason_of(exc)}")
 
 
 def _file(
@@ -66,32 +69,79 @@ def _walk_folder(root: Path, author: User) -> Iterator[RawDocument | CollectFail
     from tqdm import tqdm
 
     from ingest.importers.git_repo import is_git_repository
+    from ingest.importers.symlinks import judge_link, real_root
 
-    entries: list[tuple[Path, tuple[str, ...], bool]] = []  # (path, folder parts, is repo)
+    root_real = real_root(root)
+    entries: list[_Entry] = []
+    refused: list[CollectFailure] = []
+    # followlinks=False: a linked folder is judged below and never entered, so a link cannot
+    # pull in a folder outside the one given, nor loop back to an ancestor.
     for current, dirs, files in os.walk(root):
         current_path = Path(current)
-        rel_parts = (root.resolve().name, *current_path.relative_to(root).parts)
+        rel_parts = (root_real.name, *current_path.relative_to(root).parts)
         kept = []
         for name in sorted(dirs):
             if name.startswith(".") or name in ("__pycache__", "node_modules"):
                 continue
-            if is_git_repository(current_path / name):
-                entries.append((current_path / name, rel_parts, True))
+            sub = current_path / name
+            if sub.is_symlink():
+                # A folder link that stays inside needs no following: its target is walked
+                # in its own place (or is a hidden folder the rule skips).
+                verdict = judge_link(sub, root_real)
+                if isinstance(verdict, CollectFailure):
+                    refused.append(verdict)
+                continue
+            if is_git_repository(sub):
+                entries.append(_Entry(sub, rel_parts, True, os.path.realpath(sub), False))
                 continue
             kept.append(name)
         dirs[:] = kept
         for name in sorted(files):
             if name.startswith("."):
                 continue
-            entries.append((current_path / name, rel_parts, False))
-    entries.sort(key=lambda e: e[0].as_posix())
-    for path, parts, is_repo in tqdm(
+            path = current_path / name
+            if not path.is_symlink():
+                entries.append(_Entry(path, rel_parts, False, os.path.realpath(path), False))
+                continue
+            verdict = judge_link(path, root_real)
+            if isinstance(verdict, CollectFailure):
+                refused.append(verdict)
+            elif verdict is not None:
+                entries.append(_Entry(path, rel_parts, False, str(verdict), True))
+    entries = _without_duplicates(entries)
+    yield from sorted(refused, key=lambda f: f.item)
+    for entry in tqdm(
         entries, desc=f"importing {root.name}", unit="file", leave=False, disable=None
     ):
-        if is_repo:
-            yield _repository(path, author)
+        if entry.is_repo:
+            yield _repository(entry.path, author)
         else:
-            yield from _file(path, author, parts)
+            yield from _file(entry.path, author, entry.parts)
+
+
+class _Entry(NamedTuple):
+    """One item the folder walk found: `real` is its path with every link resolved."""
+
+    path: Path
+    parts: tuple[str, ...]
+    is_repo: bool
+    real: str
+    via_link: bool
+
+
+def _without_duplicates(entries: list[_Entry]) -> list[_Entry]:
+    """Sorted by path; a file reached through links inside the folder is imported once, from
+    its own place when the walk saw it there, else from the first link to it."""
+    entries.sort(key=lambda e: e.path.as_posix())
+    seen = {e.real for e in entries if not e.via_link}
+    kept = []
+    for entry in entries:
+        if entry.via_link:
+            if entry.real in seen:
+                continue
+            seen.add(entry.real)
+        kept.append(entry)
+    return kept
 
 
 def import_path(
@@ -119,4 +169,4 @@ def import_path(
         yield from _file(path, author, tuple(path.parts[:-1]))
     except Exception as exc:  # noqa: BLE001 - report, never raise
         logger.debug("import of %s failed", path, exc_info=True)
-        yield CollectFailure(str(path), f"{type(exc).__name__}: {exc}")
+        yield CollectFailure(str(path), f"{type(exc).__name__}: {reason_of(exc)}")

@@ -4,8 +4,9 @@ A LinkedIn export (`Shares.csv`, `Articles/Articles/*.html`), a Medium export (`
 h-entry pages) or a Substack export (`posts.csv` + `posts/<post_id>.html`), also when
 re-zipped inside a folder; each platform's format and skip rules are documented in its
 importer (`linkedin_export`, `medium_export`, `substack_export`). The archive is vetted and
-read in memory by `safe_zip` (zip-bomb limits, unsafe member paths ignored). An archive that
-is none of the above fails as "unrecognised archive".
+read in memory by `safe_zip` (zip-bomb limits, unsafe member paths ignored, symlink
+members refused, one failure each). An archive that is none of the above fails as
+"unrecognised archive".
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def import_archive(path: Path, author: User) -> Iterator[Item]:
         yield CollectFailure(str(path), str(exc))
         return
     try:
+        for member, reason in archive.refused.items():
+            yield CollectFailure(archive.item(member), reason)
         detected = detect_export(archive)
         if detected is None:
             yield CollectFailure(

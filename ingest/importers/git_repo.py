@@ -8,8 +8,9 @@ after cloning. Content is `{relative_posix_path: file_text}` of source files onl
   __pycache__, target, …, any hidden folder), minified/bundled files (*.min.js, *.min.css,
   *.map), lock files (package-lock.json, yarn.lock, poetry.lock, Cargo.lock, go.sum, *.lock,
   …), binaries (known binary extensions or NUL bytes in the first 8 KB), undecodable text,
-  empty files, files over MAX_FILE_BYTES (1 MB); the walk stops adding files once the
-  total reaches MAX_TOTAL_BYTES or MAX_FILES (a warning says so).
+  empty files, files over MAX_FILE_BYTES (1 MB), symbolic links, files reached through a
+  linked folder that leads out of the repository (symlinks.py); the walk stops adding files
+  once the total reaches MAX_TOTAL_BYTES or MAX_FILES (a warning says so).
 - title = the repository name (last segment of the link, or the folder name);
   `_id` = document_id_for_link(platform, link); published_at = the last commit's date when
   git can tell, else None.
@@ -204,9 +205,12 @@ def looks_like_code_folder(path: Path, sample: int = 2000) -> bool:
 
 def collect_sources(path: Path) -> dict[str, str]:
     """{relative path: text} of the repository's source files, filtered as documented."""
+    from ingest.importers.symlinks import is_inside, real_root
+
     content: dict[str, str] = {}
     total_bytes = 0
     skipped: dict[str, int] = {}
+    root_real = real_root(path)
     for rel in list_files(path):
         reason = _skipped_path(rel)
         file_path = path / rel
@@ -214,6 +218,10 @@ def collect_sources(path: Path) -> dict[str, str]:
             try:
                 if file_path.is_symlink() or not file_path.is_file():
                     reason = "not a regular file"
+                elif not is_inside(file_path, root_real):
+                    # git lists index entries even where the checkout has a linked folder
+                    # (`docs -> /etc`): the file named would be read outside the repository.
+                    reason = "behind a symlink out of the repository"
                 else:
                     size = file_path.stat().st_size
                     if size == 0:

@@ -22,6 +22,7 @@ from typing import Any
 from core.domain import Category, Platform, RawDocument, User
 from ingest.errors import CollectFailure
 from ingest.importers.dates import parse_date
+from ingest.importers.reasons import reason_of
 from ingest.importers.render import html_to_markdown
 from ingest.importers.safe_zip import ArchiveError, Item, SafeArchive, find_member, guard_member
 
@@ -37,7 +38,7 @@ def _linkedin_shares(archive: SafeArchive, member: str, author: User) -> Iterato
     try:
         text = archive.text(member)
     except (ArchiveError, zipfile.BadZipFile, OSError) as exc:
-        yield CollectFailure(archive.item(member), f"cannot read: {exc}")
+        yield CollectFailure(archive.item(member), f"cannot read: {reason_of(exc)}")
         return
     reader = csv.DictReader(io.StringIO(text))
     try:
@@ -67,7 +68,7 @@ def _linkedin_shares(archive: SafeArchive, member: str, author: User) -> Iterato
                 published_at=parse_date(row.get("Date")),
             )
     except csv.Error as exc:
-        yield CollectFailure(archive.item(member), f"malformed CSV: {exc}")
+        yield CollectFailure(archive.item(member), f"malformed CSV: {reason_of(exc)}")
 
 
 def _linkedin_article(archive: SafeArchive, member: str, author: User) -> Item | None:

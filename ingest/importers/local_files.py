@@ -34,6 +34,7 @@ import hashlib
 import io
 import logging
 import re
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,6 +43,7 @@ from core.domain import Category, Platform, RawDocument, User, document_id_for_f
 from ingest.errors import CollectFailure
 from ingest.importers.dates import parse_date
 from ingest.importers.decoding import UndecodableError, decode_text
+from ingest.importers.reasons import reason_of
 from ingest.importers.render import (
     elements_to_markdown,
     first_heading,
@@ -163,7 +165,7 @@ def _extract_pdf(data: bytes) -> tuple[str, str]:
     except FileImportError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise FileImportError(f"unreadable PDF: {exc}") from exc
+        raise FileImportError(f"unreadable PDF (damaged or not a PDF): {reason_of(exc)}") from exc
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     if not text:
         raise FileImportError("no extractable text in PDF (scanned images?)")
@@ -178,10 +180,14 @@ def extract(path: Path, data: bytes) -> Extracted:
         text, title = _extract_pdf(data)
         return Extracted(text, title, None)
     if suffix == ".docx":
+        if not zipfile.is_zipfile(io.BytesIO(data)):
+            raise FileImportError("unreadable DOCX: not a ZIP archive (damaged or not a DOCX)")
         try:
             elements = partition_docx_bytes(data)
         except Exception as exc:  # noqa: BLE001 - python-docx raises many kinds
-            raise FileImportError(f"unreadable DOCX: {exc}") from exc
+            raise FileImportError(
+                f"unreadable DOCX (damaged or not a DOCX): {reason_of(exc)}"
+            ) from exc
         return Extracted(elements_to_markdown(elements), first_heading(elements), None)
 
     raw = _decode(path, data)
@@ -244,7 +250,7 @@ def load_file(
         return CollectFailure(item, f"cannot read: {exc.strerror or exc}")
     except Exception as exc:  # noqa: BLE001 - one bad file never stops a run
         logger.debug("failed to import %s", path, exc_info=True)
-        return CollectFailure(item, f"could not parse: {type(exc).__name__}: {exc}")
+        return CollectFailure(item, f"could not parse: {type(exc).__name__}: {reason_of(exc)}")
 
     title = title or path.stem
     published_at = published_at or date_from_filename(path)

@@ -2,8 +2,10 @@
 
 A broken zip is one failure; more than MAX_MEMBERS members, more than MAX_TOTAL_UNCOMPRESSED
 bytes, or a compression ratio above MAX_RATIO (for members or archives over RATIO_MIN_BYTES)
-is refused as a possible zip bomb; members with absolute paths or `..` are ignored; each
-member read is capped at MAX_MEMBER_BYTES. One member that cannot be read or parsed is that
+is refused as a possible zip bomb; members with absolute paths or `..` are ignored; members
+stored as symbolic links (Unix mode S_IFLNK in external_attr) are refused, each listed in
+`refused` with the reason (the importer reports them as failures); each member read is
+capped at MAX_MEMBER_BYTES. One member that cannot be read or parsed is that
 member's CollectFailure (`guard_member`); the rest of the archive goes on.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from pathlib import Path
 from core.domain import RawDocument, User
 from ingest.errors import CollectFailure
 from ingest.importers.decoding import UndecodableError, decode_text
+from ingest.importers.reasons import reason_of
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,8 @@ class SafeArchive:
     zf: zipfile.ZipFile
     members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    # member name -> why it is not imported (symbolic links)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def item(self, member: str) -> str:
         return f"{self.path}::{member}"
@@ -88,7 +94,7 @@ def open_archive(path: Path) -> SafeArchive:
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
-        raise ArchiveError(f"broken zip archive: {exc}") from exc
+        raise ArchiveError(f"broken zip archive: {reason_of(exc)}") from exc
     try:
         if len(infos) > MAX_MEMBERS:
             raise ArchiveError(
@@ -128,8 +134,29 @@ def open_archive(path: Path) -> SafeArchive:
             continue
         if name.startswith("__MACOSX/"):
             continue
+        if _is_symlink(info):
+            # Its bytes are a path, not a document; an extracting tool would follow it
+            # out of the archive, so the user hears that it was left out.
+            archive.refused[name] = f"refused: symlink member (points to {_link_target(zf, info)})"
+            continue
         archive.members[name] = info
     return archive
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    """Whether the member was stored as a symbolic link (Unix mode in the high 16 bits)."""
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """The path a symlink member names (its stored bytes), for the refusal message."""
+    try:
+        with zf.open(info) as handle:
+            target = handle.read(256).decode("utf-8", "replace")
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, NotImplementedError):
+        return "?"
+    # Arbitrary bytes: keep the failure one printable line.
+    return "".join(c if c.isprintable() else "?" for c in target) or "?"
 
 
 def find_member(archive: SafeArchive, name: str) -> str | None:
@@ -153,11 +180,12 @@ def guard_member(
     try:
         result = parse(archive, member, author)
     except (ArchiveError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        yield CollectFailure(archive.item(member), f"cannot read: {exc}")
+        yield CollectFailure(archive.item(member), f"cannot read: {reason_of(exc)}")
         return
     except Exception as exc:  # noqa: BLE001
         logger.debug("failed on %s", member, exc_info=True)
-        yield CollectFailure(archive.item(member), f"could not parse: {type(exc).__name__}: {exc}")
+        reason = f"could not parse: {type(exc).__name__}: {reason_of(exc)}"
+        yield CollectFailure(archive.item(member), reason)
         return
     if result is not None:
         yield result

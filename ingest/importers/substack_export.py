@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from core.domain import Category, Platform, RawDocument, User
 from ingest.errors import CollectFailure
 from ingest.importers.dates import parse_date
+from ingest.importers.reasons import reason_of
 from ingest.importers.render import html_to_markdown
 from ingest.importers.safe_zip import ArchiveError, Item, SafeArchive, find_member
 
@@ -37,12 +38,12 @@ def import_substack(archive: SafeArchive, prefix: str, author: User) -> Iterator
     try:
         text = archive.text(csv_member) if csv_member else ""
     except (ArchiveError, zipfile.BadZipFile, OSError) as exc:
-        yield CollectFailure(archive.item(str(csv_member)), f"cannot read: {exc}")
+        yield CollectFailure(archive.item(str(csv_member)), f"cannot read: {reason_of(exc)}")
         return
     try:
         rows = list(csv.DictReader(io.StringIO(text)))
     except csv.Error as exc:
-        yield CollectFailure(archive.item(str(csv_member)), f"malformed CSV: {exc}")
+        yield CollectFailure(archive.item(str(csv_member)), f"malformed CSV: {reason_of(exc)}")
         return
     for row in rows:
         post_id = (row.get("post_id") or "").strip()
@@ -60,7 +61,7 @@ def import_substack(archive: SafeArchive, prefix: str, author: User) -> Iterator
                 node.decompose()
             body = html_to_markdown(str(soup))
         except Exception as exc:  # noqa: BLE001 - one bad post never stops the archive
-            yield CollectFailure(archive.item(member), f"could not parse: {exc}")
+            yield CollectFailure(archive.item(member), f"could not parse: {reason_of(exc)}")
             continue
         if not body:
             yield CollectFailure(archive.item(member), "empty post body")
