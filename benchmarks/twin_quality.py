@@ -71,6 +71,11 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "qwen-llamacpp-dry0.4": (
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"dry_multiplier": 0.4}, {},
     ),
+    # The served default with the previous retrieval default (dense only): what the
+    # query-adaptive retrieval changes in the answers (grounding, topicality).
+    "qwen-llamacpp-dense-retrieval": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"reranker": "dense"},
+    ),
     # Qwen2.5-Coder-1.5B-Instruct (22 data packages): better prose, slower.
     "qwen15-llamacpp": ("offline:Qwen2.5-Coder-1.5B-Instruct", "llamacpp", {}, {}),
     "qwen15-llamacpp-nodry": (
