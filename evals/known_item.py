@@ -123,13 +123,10 @@ def content_words(sentence: str) -> list[str]:
     return [w for w in _WORD.findall(sentence) if w.lower().strip("'-") not in STOPWORDS and len(w) > 2]
 
 
-SALT = ""
-
-
-def _pick(items: Sequence[str], key: str, n: int) -> list[str]:
+def _pick(items: Sequence[str], key: str, n: int, salt: str = "") -> list[str]:
     """`n` items chosen by a stable hash (the same set on every machine and run; another
     `--salt` draws another set, e.g. a held-out one for a recipe tuned on the first)."""
-    ranked = sorted(items, key=lambda item: hashlib.sha256(f"{SALT}{key}:{item}".encode()).hexdigest())
+    ranked = sorted(items, key=lambda item: hashlib.sha256(f"{salt}{key}:{item}".encode()).hexdigest())
     return ranked[:n]
 
 
@@ -137,7 +134,7 @@ def _document_counts(tokens_by_doc: dict[str, set[str]]) -> Counter[str]:
     return Counter(token for tokens in tokens_by_doc.values() for token in tokens)
 
 
-def phrase_items(docs: Sequence[SourceDocument], per_document: int) -> list[KnownItem]:
+def phrase_items(docs: Sequence[SourceDocument], per_document: int, salt: str = "") -> list[KnownItem]:
     sentences = {
         d.key: [s for p in prose_paragraphs(d.text) for s in _SENTENCE_END.split(p)] for d in docs
     }
@@ -148,7 +145,7 @@ def phrase_items(docs: Sequence[SourceDocument], per_document: int) -> list[Know
         usable = [s for s in dict.fromkeys(sentences[doc.key])
                   if 8 <= len(content_words(s)) <= 30 and not _LINK_TEXT.search(s)
                   and seen_in[" ".join(content_words(s)).lower()] == 1]  # fmt: skip
-        for number, sentence in enumerate(_pick(usable, doc.key, per_document), 1):
+        for number, sentence in enumerate(_pick(usable, doc.key, per_document, salt), 1):
             words = content_words(sentence)[::2]
             items.append(KnownItem(f"{doc.key}-phrase-{number}", " ".join(words).lower(), doc.key, "phrase"))
     return items
@@ -158,20 +155,20 @@ IDENTIFIER_REQUESTS = ("{x}", "what did I write about {x}", "where do I explain 
 NAME_REQUESTS = ("the post where I mention {x}", "{x}", "what did {x} point out")
 
 
-def identifier_items(docs: Sequence[SourceDocument], per_document: int) -> list[KnownItem]:
+def identifier_items(docs: Sequence[SourceDocument], per_document: int, salt: str = "") -> list[KnownItem]:
     found = {d.key: set(_IDENTIFIER.findall(d.text)) for d in docs}
     seen_in = _document_counts(found)
     items = []
     for doc in docs:
         usable = sorted(x for x in found[doc.key]
                         if seen_in[x] == 1 and len(x) >= 6 and not _WEB_NAME.search(x))  # fmt: skip
-        for number, ident in enumerate(_pick(usable, doc.key, per_document), 1):
-            template = _pick(IDENTIFIER_REQUESTS, ident, 1)[0]
+        for number, ident in enumerate(_pick(usable, doc.key, per_document, salt), 1):
+            template = _pick(IDENTIFIER_REQUESTS, ident, 1, salt)[0]
             items.append(KnownItem(f"{doc.key}-identifier-{number}", template.format(x=ident), doc.key, "identifier"))
     return items
 
 
-def name_items(docs: Sequence[SourceDocument], per_document: int) -> list[KnownItem]:
+def name_items(docs: Sequence[SourceDocument], per_document: int, salt: str = "") -> list[KnownItem]:
     authors = {d.author.replace("-", " ").lower() for d in docs}
     # A capitalised word that the corpus also writes in lower case is a common word that
     # starts a sentence or heading ("Current Behaviour"), not a first name.
@@ -183,17 +180,19 @@ def name_items(docs: Sequence[SourceDocument], per_document: int) -> list[KnownI
     items = []
     for doc in docs:
         usable = sorted(n for n in found[doc.key] if seen_in[n] == 1 and n.lower() not in authors)
-        for number, name in enumerate(_pick(usable, doc.key, per_document), 1):
-            template = _pick(NAME_REQUESTS, name, 1)[0]
+        for number, name in enumerate(_pick(usable, doc.key, per_document, salt), 1):
+            template = _pick(NAME_REQUESTS, name, 1, salt)[0]
             items.append(KnownItem(f"{doc.key}-name-{number}", template.format(x=name), doc.key, "name"))
     return items
 
 
 def build_known_items(docs: Sequence[SourceDocument], phrases: int = 1, identifiers: int = 1,
-                      names: int = 1) -> list[KnownItem]:  # fmt: skip
+                      names: int = 1, salt: str = "") -> list[KnownItem]:  # fmt: skip
     """Known-item requests for every document: up to `phrases` recalled sentences,
-    `identifiers` code names and `names` people's names each, all unique to it."""
-    items = [*phrase_items(docs, phrases), *identifier_items(docs, identifiers), *name_items(docs, names)]
+    `identifiers` code names and `names` people's names each, all unique to it. Another
+    `salt` draws another sample (a held-out set for a recipe tuned on the first)."""
+    items = [*phrase_items(docs, phrases, salt), *identifier_items(docs, identifiers, salt),
+             *name_items(docs, names, salt)]  # fmt: skip
     return sorted(items, key=lambda item: item.id)
 
 
@@ -212,9 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--salt", default="", help="draw another sample (a held-out set)")
     parser.add_argument("--exclude", type=Path, help="leave out the requests of this set")
     args = parser.parse_args(argv)
-    global SALT
-    SALT = args.salt
-    items = build_known_items(load_folder(args.folder), args.phrases, args.identifiers, args.names)
+    items = build_known_items(load_folder(args.folder), args.phrases, args.identifiers, args.names,
+                              args.salt)  # fmt: skip
     if args.exclude:
         taken = {json.loads(line)["request"] for line in args.exclude.read_text("utf-8").splitlines() if line}
         items = [item for item in items if item.request not in taken]

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.llm.local import quantize_int8
+
 log = logging.getLogger(__name__)
 INT8_FILE = "model_int8.pt"
 GGUF_TYPES = {"Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17}  # llama.cpp's enum llama_ftype
@@ -67,13 +69,6 @@ def merge_adapter(base_path: str, adapter_dir: Path, merged_dir: Path, tokenizer
     merged.save_pretrained(str(merged_dir))
     tokenizer.save_pretrained(str(merged_dir))
     return merged
-
-
-def quantize_int8(model: Any) -> Any:
-    import torch
-    from torch import nn
-
-    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
 
 def export_int8(merged_dir: Path, out_dir: Path) -> Path:

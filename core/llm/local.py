@@ -159,7 +159,9 @@ class _RunStop:
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool)
 
 
-def _quantize_int8(model: Any) -> Any:
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 of every Linear layer: the one recipe the registry's int8 export is
+    saved with and loaded back into (finetune.export), so the state_dict keys match."""
     import torch
     from torch.ao.quantization import quantize_dynamic
 
@@ -213,7 +215,7 @@ def _load_transformers(ref: str, backend: str) -> TransformersLLM:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.eval()
     if backend == "torch-int8":
-        model = _quantize_int8(model)
+        model = quantize_int8(model)
         version = _registry_version(ref)
         int8_file = _quantized_files(version)[0] if version is not None else None
         if int8_file is not None:
