@@ -76,6 +76,11 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "qwen-llamacpp-dense-retrieval": (
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"reranker": "dense"},
     ),
+    # The served default without grounded names (core/llm/grounded_names.py): code names,
+    # identifiers and numbers free, as before.
+    "qwen-llamacpp-ungrounded": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"grounded_names": False}, {},
+    ),
     # Qwen2.5-Coder-1.5B-Instruct (22 data packages): better prose, slower.
     "qwen15-llamacpp": ("offline:Qwen2.5-Coder-1.5B-Instruct", "llamacpp", {}, {}),
     "qwen15-llamacpp-nodry": (
@@ -103,6 +108,9 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     # Each author's own fine-tuned twin (benchmarks/finetune.py --register --config CONFIG
     # registers `registry:CONFIG-<author folder>@candidate`), served from its quantized GGUF.
     "tuned": ("registry:default-{author}@candidate", "llamacpp", {}, {}),
+    "tuned-ungrounded": (
+        "registry:default-{author}@candidate", "llamacpp", {"grounded_names": False}, {},
+    ),
     "tuned-dry": ("registry:default-{author}@candidate", "llamacpp", {"dry_multiplier": 0.8}, {}),
     "tuned-fewshot1": ("registry:default-{author}@candidate", "llamacpp", {},
                        {"style_examples": 1}),
@@ -169,6 +177,7 @@ def run_variant(
 ) -> list[dict]:
     from core.llm import get_llm
     from graph.configuration import Configuration
+    from retrievers.author_corpus import grounding_kwargs
 
     ref_template, backend, sampling, _ = VARIANTS[name]
     grace = Configuration().sentence_grace  # as served
@@ -184,8 +193,11 @@ def run_variant(
         started = time.perf_counter()
         first = None
         pieces = []
+        # As served (graph.generation_nodes): names grounded in the prompt and the author's
+        # writing unless the variant says otherwise.
+        served = {**grounding_kwargs(doc["author"]), **sampling}
         for piece in llm.stream(messages, max_new_tokens=max_new_tokens or None,
-                                sentence_grace=grace, **sampling):  # fmt: skip
+                                sentence_grace=grace, **served):  # fmt: skip
             if first is None:
                 first = time.perf_counter() - started
             pieces.append(piece)

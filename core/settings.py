@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     # The script the twin writes in: tokens spelling letters of another script are never
     # sampled (core/llm/script_mask.py; local runtimes). `any` switches the mask off.
     LLM_SCRIPT: Literal["latin", "cyrillic", "greek", "arabic", "hebrew", "cjk", "any"] = "latin"
+    # The twin's answers state code names, identifiers and numbers above 10 only when the
+    # prompt (request, excerpts, earlier turns) or the author's writing spells them
+    # (core/llm/grounded_names.py; local runtimes).
+    LLM_GROUNDED_NAMES: bool = True
     # Generations at once in this process (1 on CPU; more for a batching LLM_BASE_URL
     # server), how long a request waits in line for one, and models kept loaded.
     LLM_CONCURRENCY: int = Field(default=1, ge=1)

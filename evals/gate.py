@@ -231,13 +231,25 @@ def evaluate_candidate(
     elif not voice_ok:
         reasons.append("RAG check skipped: the voice check already failed")
     else:
+        import tempfile
+
         from evals.rag import RagEvalError, run_rag_eval
 
         try:
-            rag = {
-                role: run_rag_eval(limit=rag_limit, model=ref, judge=False)
-                for role, ref in (("candidate", candidate_ref), ("reference", reference_ref))
-            }
+            # One stored eval corpus for both models (the graph only reads it). Unjudged, the
+            # answers would count for nothing: the graph stops after rerank (the model still
+            # rewrites the query in self-query and expansion, which retrieval depends on).
+            with tempfile.TemporaryDirectory(prefix="twin-gate-rag-") as store:
+                rag = {
+                    role: run_rag_eval(
+                        limit=rag_limit,
+                        model=ref,
+                        judge=False,
+                        work_dir=Path(store),
+                        generate=False,
+                    )
+                    for role, ref in (("candidate", candidate_ref), ("reference", reference_ref))
+                }
         except Exception as exc:  # noqa: BLE001 - a gate refuses, it does not crash promote
             rag_ok = False
             kind = "" if isinstance(exc, RagEvalError) else f"{type(exc).__name__}: "

@@ -58,14 +58,17 @@ def _answers(
 ) -> tuple[Any, list[str]]:
     from core.llm import get_llm
     from core.prompts import twin_messages
+    from retrievers.author_corpus import grounding_kwargs
 
     llm = get_llm(ref)
+    grounding = grounding_kwargs(author)  # as the served twin answers
     answers = [
         llm.generate(
             twin_messages(p.instruction, p.context, author),
             max_new_tokens=cfg.EVALS_GATE_ANSWER_MAX_TOKENS,
             temperature=0.0,
             sentence_grace=48,
+            **grounding,
         )
         for p in requests
     ]

@@ -60,7 +60,7 @@ class Writing:
 def count_writing(author: str, docs: list[dict[str, Any]] | None = None) -> Writing:
     """The author's cleaned documents and their words (what the dataset is built from)."""
     if docs is None:
-        from finetune.datasets import load_cleaned_documents
+        from retrievers.author_corpus import load_cleaned_documents
 
         docs = load_cleaned_documents(author)
     return Writing(author, len(docs), sum(len(str(d.get("content", "")).split()) for d in docs))
@@ -123,12 +123,13 @@ def run_journey(
     from finetune import datasets as fds
     from finetune.passages import BuildParams, passages_for
     from finetune.train import resolved_base_ref, train
+    from retrievers.author_corpus import load_cleaned_documents
     from retrievers.store import close_qdrant_client
 
     author, name = " ".join(config.author.split()), config.registry_name
     config.author = author
     try:
-        docs = fds.load_cleaned_documents(author)
+        docs = load_cleaned_documents(author)
     finally:
         close_qdrant_client()
     writing = count_writing(author, docs)

@@ -122,23 +122,27 @@ def answers(
     from core.llm import get_llm
     from core.prompts import twin_messages
     from core.settings import get_settings
+    from retrievers.author_corpus import grounding_kwargs
 
     folder = get_settings().DATA_DIR / "reports" / "cache" / "answers"
     out, hits, llm = [], 0, None
+    grounding = grounding_kwargs(author)  # as the served twin answers
     for passage in requests:
         if known and passage.instruction in known:
             out.append(known[passage.instruction])
             hits += 1
             continue
         messages = twin_messages(passage.instruction, passage.context, author)
-        path = folder / f"{_answer_key(ref, messages, max_tokens)}.json" if cache else None
+        key = _answer_key(f"{ref}|grounded={grounding['grounded_names']}", messages, max_tokens)
+        path = folder / f"{key}.json" if cache else None
         if path is not None and path.exists():
             out.append(json.loads(path.read_text("utf-8"))["answer"])
             hits += 1
             continue
         llm = llm or get_llm(ref)
         text = llm.generate(
-            messages, max_new_tokens=max_tokens, temperature=0.0, sentence_grace=ANSWER_GRACE
+            messages, max_new_tokens=max_tokens, temperature=0.0, sentence_grace=ANSWER_GRACE,
+            **grounding,
         )
         if path is not None:
             write_json_atomic(path, {"ref": ref, "answer": text})

@@ -20,6 +20,7 @@ import logging
 import statistics
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,16 @@ def _question_message(question: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": question}]}
 
 
-async def _run_graph(questions: list[dict[str, Any]], configurable: dict[str, Any]) -> list[dict]:
+async def _run_graph(
+    questions: list[dict[str, Any]], configurable: dict[str, Any], generate: bool = True
+) -> list[dict]:
     try:
         from graph import graph
+        from graph.builder import compile_graph
     except ImportError as exc:
         raise RagEvalError(f"the RAG graph is not importable: {exc}") from None
+    if not generate:  # the same graph, stopped after rerank
+        graph = compile_graph(generate_answer=False)
     outputs = []
     for q in questions:
         config = {"configurable": {**configurable, "thread_id": f"eval-{uuid.uuid4()}"}}
@@ -85,8 +91,17 @@ def run_rag_eval(
     judge: bool = True,
     judge_model: str | None = None,
     max_new_tokens: int = 96,
+    work_dir: Path | None = None,
+    generate: bool = True,
 ) -> dict[str, Any]:
-    """Run the graph on `limit` eval questions; retrieval + judged answer metrics."""
+    """Run the graph on `limit` eval questions; retrieval + judged answer metrics.
+
+    `work_dir` keeps the stored eval corpus there for the next call (`corpus_store`): a
+    caller comparing models stores it once. `generate=False` (only with `judge=False`)
+    stops the graph after rerank: the retrieval metrics without writing answers that
+    nothing scores (`answer` is then empty)."""
+    if judge and not generate:
+        raise ValueError("judged metrics need the generated answers (generate=True)")
     from core.models import resolve_llm_path
     from core.settings import get_settings
 
@@ -105,9 +120,9 @@ def run_rag_eval(
 
     # The model is trusted in-process input (a path is no per-request knob): set it as the
     # default model while the graph runs.
-    with corpus_store() as store, settings_override(LLM_MODEL=model_path):
+    with corpus_store(work_dir=work_dir) as store, settings_override(LLM_MODEL=model_path):
         key_by_link = store.key_by_link
-        outputs = asyncio.run(_run_graph(questions, configurable))
+        outputs = asyncio.run(_run_graph(questions, configurable, generate))
 
     metrics: dict[str, Any] = {}
     judge_label = "none"

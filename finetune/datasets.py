@@ -37,9 +37,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.domain import CLEANED_COLLECTIONS, author_id_for, utcnow
+from core.domain import utcnow
 from core.registry import write_json_atomic
 from finetune.passages import BuildParams, Deduper, answer_problem, passages_for
+from retrievers.author_corpus import load_cleaned_documents
 
 log = logging.getLogger(__name__)
 
@@ -141,53 +142,6 @@ def load_dataset_version(
         raise DatasetError(f"no {kind} dataset version {version!r} under {path.parent}")
     manifest = json.loads((path / "manifest.json").read_text("utf-8"))
     return load_from_disk(str(path)), manifest
-
-
-# --- reading the cleaned documents ------------------------------------------------------
-
-
-def load_cleaned_documents(author: str, client: Any = None) -> list[dict[str, Any]]:
-    """All cleaned documents of an author (by full name or id), sorted by category and id."""
-    from qdrant_client import models
-
-    if client is None:
-        from retrievers.store import get_qdrant_client
-
-        client = get_qdrant_client()
-    name = " ".join(author.split())
-    author_filter = models.Filter(
-        should=[
-            models.FieldCondition(key="author_full_name", match=models.MatchValue(value=name)),
-            models.FieldCondition(
-                key="author_id", match=models.MatchValue(value=author_id_for(name))
-            ),
-            models.FieldCondition(key="author_id", match=models.MatchValue(value=name)),
-        ]
-    )
-    existing = {c.name for c in client.get_collections().collections}
-    docs: list[dict[str, Any]] = []
-    for category, collection in CLEANED_COLLECTIONS.items():
-        if collection not in existing:
-            continue
-        offset = None
-        while True:
-            points, offset = client.scroll(
-                collection,
-                scroll_filter=author_filter,
-                limit=256,
-                offset=offset,
-                with_payload=True,
-                with_vectors=False,
-            )
-            for point in points:
-                payload = dict(point.payload or {})
-                payload.setdefault("document_id", str(point.id))
-                payload.setdefault("category", category.value)
-                if isinstance(payload.get("content"), str) and payload["content"].strip():
-                    docs.append(payload)
-            if offset is None:
-                break
-    return sorted(docs, key=lambda d: (str(d["category"]), str(d["document_id"])))
 
 
 # --- splits -----------------------------------------------------------------------------

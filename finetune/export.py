@@ -21,6 +21,7 @@ to Q4 rounds most of the small LoRA deltas back onto the base's own grid
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -134,9 +135,17 @@ def _permute_qk(weights: Any, n_head: int) -> Any:
 
 def _tokenizer_fields_from_gguf(path: Path) -> list[tuple[str, Any, Any]]:
     """tokenizer.* key/values of an existing GGUF (the base's), to copy unchanged."""
+    stat = Path(path).stat()
+    return list(_read_tokenizer_fields(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=1)
+def _read_tokenizer_fields(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, Any, Any], ...]:
+    """Parsing a base's GGUF takes seconds (a 150k-token vocabulary and its merges, field by
+    field): kept for the next export from the same file (its size and mtime in the key)."""
     import gguf
 
-    reader = gguf.GGUFReader(str(path))
+    reader = gguf.GGUFReader(path)
     fields = []
     for name, fld in reader.fields.items():
         if not name.startswith("tokenizer."):
@@ -153,7 +162,7 @@ def _tokenizer_fields_from_gguf(path: Path) -> list[tuple[str, Any, Any]]:
             fields.append((name, bytes(fld.parts[fld.data[0]]).decode("utf-8"), (vtype, None)))
         else:
             fields.append((name, fld.parts[fld.data[0]].tolist()[0], (vtype, None)))
-    return fields
+    return tuple(fields)
 
 
 def _tokenizer_fields_from_hf(merged_dir: Path, model_type: str) -> list[tuple[str, Any, Any]]:

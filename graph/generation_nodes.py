@@ -5,6 +5,7 @@ The prompt stays in LangChain messages from the graph's state to the chat model:
 pass through as they are, and the system prompt is rendered once with all it needs.
 """
 
+import asyncio
 from typing import Any
 
 from langchain_core.messages import (
@@ -30,6 +31,7 @@ from core.prompts import (
 from graph.configuration import Configuration
 from graph.nodes import chat_model, text_of
 from graph.state import State
+from retrievers.author_corpus import grounding_kwargs
 
 
 def _history(state: State, limit: int) -> list[BaseMessage]:
@@ -67,6 +69,15 @@ def build_messages(state: State, cfg: Configuration) -> list[BaseMessage]:
     ]
 
 
+async def grounding(state: State, cfg: Configuration) -> dict[str, Any]:
+    """Generation kwargs that keep the answer to names the prompt or the author's writing
+    holds (core/llm/grounded_names.py); small talk has nothing to ground."""
+    if is_small_talk(state.get("request") or ""):
+        return {}
+    author = (state.get("filters") or {}).get("author") or cfg.author or ""
+    return await asyncio.to_thread(grounding_kwargs, author)
+
+
 async def generate(state: State, *, config: RunnableConfig | None = None) -> dict[str, Any]:
     """Write the answer in the author's voice from the request, context and chat history.
     Tokens stream through the chat model's callbacks (LangServe `/stream_events`,
@@ -78,7 +89,10 @@ async def generate(state: State, *, config: RunnableConfig | None = None) -> dic
         )
         return {"answer": message.content, "messages": [message]}
     reply = await chat_model(cfg).ainvoke(
-        build_messages(state, cfg), config=config, sentence_grace=cfg.sentence_grace
+        build_messages(state, cfg),
+        config=config,
+        sentence_grace=cfg.sentence_grace,
+        **await grounding(state, cfg),
     )
     answer = trim_to_sentence(text_of(reply)) if cfg.sentence_grace else text_of(reply).strip()
     # The twin never speaks as a vendor's assistant ("I'm an AI language model created by…").

@@ -47,3 +47,13 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     yield path
     close_qdrant_client()
     reset_settings()
+
+
+@pytest.fixture(scope="session")
+def perturbed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline model with noise on its weights (`make_perturbed_model`): clearly worse.
+    Built once for the session: the evals and gate tests only read it."""
+    from tests.support.evals_fixtures import make_perturbed_model
+
+    os.environ.setdefault("MODELS_CACHE_DIR", str(SHARED_MODELS_CACHE))
+    return make_perturbed_model(tmp_path_factory.mktemp("models") / "perturbed")

@@ -16,19 +16,12 @@ from tests.support.evals_fixtures import (
     AUTHOR,
     BASE_REF,
     PASSAGES,
-    make_perturbed_model,
     register_version,
     write_instruct_dataset,
     write_passages_file,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def perturbed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    os.environ.setdefault("MODELS_CACHE_DIR", str(ROOT / "data" / "models"))
-    return make_perturbed_model(tmp_path_factory.mktemp("models") / "perturbed")
 
 
 # --------------------------------------------------------------------------- style

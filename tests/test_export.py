@@ -60,6 +60,7 @@ def _llama_logits(path, ids):
     return np.array(llama.scores[: len(ids)]), llama
 
 
+@pytest.mark.slow  # GGUF writes, a quantization and two llama.cpp loads (~20 s on 2 cores)
 def test_qwen2_gguf_matches_transformers_and_quantizes(tiny_qwen, tmp_path):
     import gguf
 

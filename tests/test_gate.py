@@ -7,7 +7,6 @@ The served model here is the small offline SmolLM2 (`LLM_MODEL`), so that no tes
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,7 @@ from tests.support.evals_fixtures import (
     write_instruct_dataset,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def perturbed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    os.environ.setdefault("MODELS_CACHE_DIR", str(ROOT / "data" / "models"))
-    return make_perturbed_model(tmp_path_factory.mktemp("models") / "perturbed")
 
 
 @pytest.fixture

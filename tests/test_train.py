@@ -264,8 +264,8 @@ def test_dpo_on_preference_dataset(trained, monkeypatch):
     pref = build_preference_dataset(AUTHOR, params=BuildParams(), use_llm=False)
     assert len(pref.load()["train"]) > 0
     result = train(
-        TrainConfig(author=AUTHOR, method="dpo", max_steps=2, seq_len=128, batch_size=2,
-                    learning_rate=1e-4, register=False, eval_max_examples=2)
+        TrainConfig(author=AUTHOR, method="dpo", base_model=BASE, max_steps=2, seq_len=128,
+                    batch_size=2, learning_rate=1e-4, register=False, eval_max_examples=2)
     )  # fmt: skip
     assert result.dataset_version == pref.version
     assert len(result.losses) == 2
@@ -278,17 +278,9 @@ def test_dpo_on_preference_dataset(trained, monkeypatch):
 def test_watch_once_trains_gates_then_idles(trained, capsys):
     from finetune.__main__ import main
 
-    args = [
-        "watch",
-        "--once",
-        "--no-llm",
-        "--max-steps",
-        "2",
-        "--seq-len",
-        "128",
-        "--no-gguf",
-        "--json",
-    ]
+    # The small model, as everywhere in this module (the default base is the 0.5B Qwen).
+    args = ["watch", "--once", "--no-llm", "--base-model", BASE, "--max-steps", "2",
+            "--seq-len", "128", "--no-gguf", "--json"]  # fmt: skip
     capsys.readouterr()
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)

@@ -204,6 +204,9 @@ class BaseLLM:
         kwargs.setdefault("repetition_penalty", self.defaults.repetition_penalty)
         kwargs.setdefault("dry_multiplier", self.defaults.dry_multiplier)
         kwargs.setdefault("script", get_settings().LLM_SCRIPT)
+        # Off unless asked: the twin's answers ask (retrievers.author_corpus.grounding_kwargs);
+        # JSON for self-query, expansions and judges must not be steered.
+        kwargs.setdefault("grounded_names", False)
         stops = list(dict.fromkeys([*(stop or ()), *self.defaults.stop]))
         return budget, grace, float(temperature), stops
 

@@ -47,6 +47,14 @@ class _VocabMasks:
 
         return breaker_tokens(self._vocab_pieces)
 
+    @cached_property
+    def _piece_texts(self) -> list[str]:
+        """Each token id's text, indexed by id (the grounded-names check reads it)."""
+        texts = [""] * (max((token for token, _ in self._vocab_pieces), default=-1) + 1)
+        for token, text in self._vocab_pieces:
+            texts[token] = text
+        return texts
+
     def _foreign_tokens(self, script: str) -> Any:
         """Token ids spelling letters of a script other than `script` (empty for `any`)."""
         from core.llm.script_mask import foreign_tokens
@@ -111,6 +119,12 @@ class TransformersLLM(_VocabMasks, BaseLLM):
             from core.llm.script_mask import TransformersScriptMask
 
             processors.append(TransformersScriptMask(banned))
+        if kwargs.get("grounded_names"):
+            from core.llm.grounded_names import TransformersGroundedNames
+
+            processors.append(
+                TransformersGroundedNames(self._piece_texts, kwargs.get("grounding_sources"))
+            )
         if processors:
             gen_kwargs["logits_processor"] = processors
         if temperature and temperature > 0:
@@ -285,6 +299,12 @@ class LlamaCppLLM(_VocabMasks, BaseLLM):
             from core.llm.script_mask import LlamaCppScriptMask
 
             processors.append(LlamaCppScriptMask(banned))
+        if kwargs.get("grounded_names"):
+            from core.llm.grounded_names import LlamaCppGroundedNames
+
+            processors.append(
+                LlamaCppGroundedNames(self._piece_texts, kwargs.get("grounding_sources"))
+            )
         if processors:
             from llama_cpp import LogitsProcessorList
 

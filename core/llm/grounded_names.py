@@ -1,0 +1,262 @@
+"""Grounded names: the twin states a code name, an identifier or a number only when what it
+was given holds it.
+
+Asked to write in an author's voice, a small model fills the page with plausible detail the
+author never wrote: `my_function`, `QuestionAnswerRetriever`, `asyncio.get_event_loop()`,
+"PEP 401" (benchmarks/twin_quality.py, the yardstick's "invented specifics"). Those are the
+claims a reader would act on. While decoding, each candidate token that would extend or
+finish such a name is checked against the prompt the model was given (the request, the
+author's excerpts, earlier turns): a name must be one the prompt spells (or the start of
+one, while it is being written), else that token is not sampled. Words in prose, small
+numbers and everything else stay free.
+
+What counts as a name follows the yardstick (`evals.voice.invented_specifics`): a word with
+an inner underscore or dot (`snake_case`, `os.path`), an inner capital (`CamelCase`,
+`camelCase`), a call (`name(`), any word inside a `code span`, and numbers above 10.
+Capitalised words of prose (people, tools) are not checked: the prompt's words are too few
+to tell a new name from an ordinary capitalised word.
+
+Only the `top_k` best candidates are checked at each step (the ones greedy or top-p
+decoding can pick); when all of them fail, the step is left alone rather than forcing an
+unlikely token. Applied as a logits processor, the public hook of both runtimes, like DRY
+(core/llm/dry.py) and the script mask.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+_RUN_RE = re.compile(r"[\w.]+")
+_OPEN_WORD_RE = re.compile(r"[\w.]*$")
+_CAMEL_RE = re.compile(r"[A-Z][a-z0-9]+[A-Z]|[a-z][A-Z]")
+_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*\.?")
+# Dotted abbreviations of prose, not names (the yardstick skips them too).
+_PROSE_ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "vs", "a.k.a", "u.s", "p.s"})
+# In a code example, attributes of these are the example's own.
+_LOCAL_HEADS = frozenset({"self", "cls"})
+# Numbers too small to be a claim ("2 reasons", "step 3"), as the yardstick counts them.
+SMALL_NUMBER = 10
+# How far back the current line and word are looked for (a name is shorter than this).
+_TAIL_CHARS = 240
+
+
+class NameIndex:
+    """The names a text spells, lower-cased: every run of word characters and dots, and
+    each dotted run's tails (`os.path.join` also gives `path.join` and `join`)."""
+
+    def __init__(self, text: str) -> None:
+        runs: set[str] = set()
+        for match in _RUN_RE.finditer(text.lower()):
+            parts = match.group(0).strip(".").split(".")
+            for start in range(len(parts)):
+                tail = ".".join(parts[start:])
+                if tail:
+                    runs.add(tail)
+        self._names = runs
+        self._sorted = sorted(runs)
+
+    def __repr__(self) -> str:  # it travels in LLM call kwargs (traces): no contents
+        return f"NameIndex({len(self._names)} names)"
+
+    def starts(self, partial: str) -> bool:
+        """Whether some name begins with `partial` (a name still being written)."""
+        i = bisect_left(self._sorted, partial)
+        return i < len(self._sorted) and self._sorted[i].startswith(partial)
+
+    def spells(self, word: str) -> bool:
+        """Whether `word` is a whole name, or a dotted head of one (`os.path` of
+        `os.path.join`)."""
+        return word in self._names or self.starts(word + ".")
+
+
+def _in_code_span(line: str) -> bool:
+    """Whether the end of `line` is inside a `code span` (fences and ``double`` ticks
+    count as one tick)."""
+    return line.replace("```", "").replace("``", "`").count("`") % 2 == 1
+
+
+def _is_number(word: str) -> bool:
+    return _NUMBER_RE.fullmatch(word) is not None
+
+
+def _number_is_small(word: str) -> bool:
+    try:
+        return float(word.rstrip(".").replace(",", "")) <= SMALL_NUMBER
+    except ValueError:
+        return False
+
+
+def _claims_a_name(word: str, in_code: bool, called: bool) -> bool:
+    """Whether `word` (possibly unfinished) has the shape of a specific the yardstick
+    checks."""
+    core = word.strip(".")
+    if not core or not re.search(r"[A-Za-z_]", core) or core.lower() in _PROSE_ABBREVIATIONS:
+        return False
+    if in_code or called:
+        return True
+    return "_" in core.lstrip("_") or "." in core or _CAMEL_RE.search(core) is not None
+
+
+class GroundedNames:
+    """Which candidate continuations would state a name that neither the prompt, the
+    author's corpus nor the answer itself holds."""
+
+    def __init__(self, indexes: Sequence[NameIndex], top_k: int = 40) -> None:
+        self.indexes = list(indexes)
+        self.top_k = top_k
+        self.blocked = 0  # tokens turned away, for tests and benchmarks
+        self.gave_up = 0  # steps where every checked candidate failed
+        self._own = NameIndex("")
+        self._own_text = ""
+
+    def _starts(self, partial: str) -> bool:
+        return any(index.starts(partial) for index in (*self.indexes, self._own))
+
+    def _spells(self, word: str) -> bool:
+        return any(index.spells(word) for index in (*self.indexes, self._own))
+
+    def _learn_own_names(self, text: str) -> None:
+        """Names the answer has written (an example's `my_dict`, a `def` in its code) may
+        be named again: the answer grounds them itself."""
+        open_word = _OPEN_WORD_RE.search(text)
+        done = text[: open_word.start()] if open_word else text
+        if done != self._own_text:
+            self._own_text, self._own = done, NameIndex(done)
+
+    def allows(self, text: str, piece: str, in_fence: bool = False) -> bool:
+        """Whether `piece` may follow `text` (the answer so far); `in_fence`: inside a
+        ``` code block, where an example's own names, headers and attributes are free and only
+        a call on something it did not define (`asyncio.get_event_loop(`) is a claim."""
+        tail = text[-_TAIL_CHARS:]
+        open_word = _OPEN_WORD_RE.search(tail)
+        start = open_word.start() if open_word else len(tail)
+        joined = tail + piece
+        line_start = joined.rfind("\n", 0, start) + 1
+        for match in _RUN_RE.finditer(joined, start):
+            word = match.group(0)
+            finished = match.end() < len(joined)
+            if finished:
+                word = word.rstrip(".")
+            lowered = word.lstrip(".").lower()
+            if not lowered:
+                continue
+            if in_fence:
+                # An API claim: a call on something the example did not define.
+                head, dot, _ = lowered.partition(".")
+                local = head in _LOCAL_HEADS or (
+                    self._own.spells(head) and not self._spells_given(head)
+                )
+                called = finished and joined[match.end()] == "("
+                if not (dot and head and called) or local:
+                    continue
+            elif _is_number(lowered):
+                if finished and not _number_is_small(lowered) and not self._spells(lowered):
+                    return False
+                if not finished and not self._starts(lowered.rstrip(".")):
+                    if not _number_is_small(lowered):
+                        return False
+                continue
+            else:
+                called = finished and joined[match.end()] == "("
+                in_code = _in_code_span(joined[line_start : match.start()])
+                if not _claims_a_name(word, in_code, called):
+                    continue
+            known = self._spells(lowered) if finished else self._starts(lowered.rstrip("."))
+            if not known:
+                return False
+        return True
+
+    def _spells_given(self, word: str) -> bool:
+        return any(index.spells(word) for index in self.indexes)
+
+    def mask(self, text: str, scores: np.ndarray, pieces: Sequence[str]) -> np.ndarray:
+        """`scores` (one row of logits) with the top candidates that state an ungrounded
+        name set to -inf."""
+        self._learn_own_names(text)
+        in_fence = text.count("```") % 2 == 1
+        k = min(self.top_k, scores.shape[-1])
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.isfinite(scores[top])]
+        refused = [
+            int(t) for t in top if t < len(pieces) and not self.allows(text, pieces[t], in_fence)
+        ]
+        if refused and len(refused) == len(top):
+            self.gave_up += 1
+            return scores
+        if refused:
+            scores[np.asarray(refused, dtype=np.int64)] = -np.inf
+            self.blocked += len(refused)
+        return scores
+
+
+def grounded_names(prompt: str, sources: NameIndex | None, top_k: int) -> GroundedNames:
+    """The check for one generation: the prompt's names, plus `sources` (the author's
+    corpus) when given."""
+    return GroundedNames([NameIndex(prompt), *([sources] if sources else [])], top_k)
+
+
+class _Decoded:
+    """The answer's text so far, from the token ids a runtime passes to its processors (the
+    prompt's ids first: the first call sees the prompt alone)."""
+
+    def __init__(self, pieces: Sequence[str]) -> None:
+        self.pieces = pieces
+        self.prompt_length: int | None = None
+        self.seen = 0
+        self.text = ""
+
+    def update(self, ids: Sequence[int]) -> tuple[str, str | None]:
+        """(answer text, prompt text on the first call else None)."""
+        prompt = None
+        if self.prompt_length is None:
+            self.prompt_length = self.seen = len(ids)
+            prompt = "".join(self.pieces[int(i)] for i in ids if int(i) < len(self.pieces))
+        new = ids[self.seen :]
+        self.text += "".join(self.pieces[int(i)] for i in new if int(i) < len(self.pieces))
+        self.seen = len(ids)
+        return self.text, prompt
+
+
+class _GroundedProcessor:
+    """What both runtimes' processors share: the answer decoded from the ids they pass,
+    and the check built from the prompt on the first call."""
+
+    def __init__(
+        self, pieces: Sequence[str], sources: NameIndex | None = None, top_k: int = 40
+    ) -> None:
+        self.decoded = _Decoded(pieces)
+        self.sources, self.top_k = sources, top_k
+        self.names: GroundedNames | None = None
+
+    def _mask(self, ids: Sequence[int], row: np.ndarray) -> np.ndarray:
+        text, prompt = self.decoded.update(ids)
+        if prompt is not None:
+            self.names = grounded_names(prompt, self.sources, self.top_k)
+        assert self.names is not None
+        return self.names.mask(text, row, self.decoded.pieces)
+
+
+class LlamaCppGroundedNames(_GroundedProcessor):
+    """A llama-cpp-python `logits_processor`: (input_ids, scores) → scores."""
+
+    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        return self._mask(input_ids, scores)
+
+
+class TransformersGroundedNames(_GroundedProcessor):
+    """A transformers `LogitsProcessor` (duck-typed: generate() only calls it); one row."""
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        row = scores[0].float().cpu().numpy()
+        masked = self._mask(input_ids[0].tolist(), row.copy())
+        refused = np.flatnonzero(np.isneginf(masked) & ~np.isneginf(row))
+        if refused.size:
+            scores[0, torch.as_tensor(refused, device=scores.device)] = float("-inf")
+        return scores

@@ -1,0 +1,91 @@
+"""An author's own writing as the store holds it: their cleaned documents, and the names
+those documents spell (what grounded decoding lets the twin state, core/llm/grounded_names.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+from core.domain import CLEANED_COLLECTIONS, author_id_for
+from core.llm.grounded_names import NameIndex
+
+_NAMES_LOCK = threading.Lock()
+# author → (fingerprint of their documents, the index): rebuilt only when the writing changes.
+_NAMES: dict[str, tuple[str, NameIndex]] = {}
+
+
+def load_cleaned_documents(author: str, client: Any = None) -> list[dict[str, Any]]:
+    """All cleaned documents of an author (by full name or id), sorted by category and id."""
+    from qdrant_client import models
+
+    if client is None:
+        from retrievers.store import get_qdrant_client
+
+        client = get_qdrant_client()
+    name = " ".join(author.split())
+    author_filter = models.Filter(
+        should=[
+            models.FieldCondition(key="author_full_name", match=models.MatchValue(value=name)),
+            models.FieldCondition(
+                key="author_id", match=models.MatchValue(value=author_id_for(name))
+            ),
+            models.FieldCondition(key="author_id", match=models.MatchValue(value=name)),
+        ]
+    )
+    existing = {c.name for c in client.get_collections().collections}
+    docs: list[dict[str, Any]] = []
+    for category, collection in CLEANED_COLLECTIONS.items():
+        if collection not in existing:
+            continue
+        offset = None
+        while True:
+            points, offset = client.scroll(
+                collection,
+                scroll_filter=author_filter,
+                limit=256,
+                offset=offset,
+                with_payload=True,
+                with_vectors=False,
+            )
+            for point in points:
+                payload = dict(point.payload or {})
+                payload.setdefault("document_id", str(point.id))
+                payload.setdefault("category", category.value)
+                if isinstance(payload.get("content"), str) and payload["content"].strip():
+                    docs.append(payload)
+            if offset is None:
+                break
+    return sorted(docs, key=lambda d: (str(d["category"]), str(d["document_id"])))
+
+
+def author_name_index(author: str, client: Any = None) -> NameIndex | None:
+    """The names the author's cleaned documents spell (None when the store holds none of
+    their writing). Cached per author until their documents change."""
+    docs = load_cleaned_documents(author, client)
+    if not docs:
+        return None
+    digest = hashlib.sha256()
+    for doc in docs:
+        digest.update(f"{doc['document_id']}|{doc.get('content_hash', '')}|{len(doc['content'])}\n".encode())
+    fingerprint = digest.hexdigest()
+    with _NAMES_LOCK:
+        cached = _NAMES.get(author)
+        if cached and cached[0] == fingerprint:
+            return cached[1]
+    index = NameIndex("\n".join(str(doc["content"]) for doc in docs))
+    with _NAMES_LOCK:
+        _NAMES[author] = (fingerprint, index)
+    return index
+
+
+def grounding_kwargs(author: str, client: Any = None) -> dict[str, Any]:
+    """The generation kwargs that keep the twin's answer to names it was given
+    (core/llm/grounded_names.py): on or off by `LLM_GROUNDED_NAMES`, with the author's own names
+    beside the prompt's. One place for the served answer, the gate and the benchmarks."""
+    from core.settings import get_settings
+
+    if not get_settings().LLM_GROUNDED_NAMES:
+        return {"grounded_names": False}
+    sources = author_name_index(author, client) if author else None
+    return {"grounded_names": True, "grounding_sources": sources}
