@@ -21,9 +21,10 @@ Rules (thresholds from `EVALS_GATE_*` environment variables or keyword arguments
    profile. Perplexity is computed on the merged weights; this checks what users get.
 3. RAG: on a small RAG sample (`EVALS_GATE_RAG_LIMIT` questions, default 3; 0 skips it),
    no metric may fall more than `EVALS_GATE_RAG_TOLERANCE` (absolute, default 0.05) below
-   the reference's. Retrieval recall@k and MRR always count; the judged faithfulness and
-   relevance count only with a real judge (an OpenAI-compatible `LLM_BASE_URL`): the
-   offline 135M judge's verdicts are too noisy to block a model on.
+   the reference's: retrieval recall@k and MRR with each model rewriting the queries (the
+   graph stops after rerank; the answers are judged by the voice check above). Judged
+   faithfulness and relevance are not computed here: the offline 135M judge's verdicts are
+   too noisy to block a model on.
 Held-out passages: the test split of the dataset version the candidate was trained on
 (its manifest's `dataset_version`), else the author's latest instruct dataset, else the
 `passages_file` given. Every decision carries its reasons and is recorded
