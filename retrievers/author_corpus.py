@@ -15,8 +15,11 @@ _NAMES_LOCK = threading.Lock()
 _NAMES: dict[str, tuple[str, NameIndex]] = {}
 
 
-def load_cleaned_documents(author: str, client: Any = None) -> list[dict[str, Any]]:
-    """All cleaned documents of an author (by full name or id), sorted by category and id."""
+def load_cleaned_documents(
+    author: str, client: Any = None, fields: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """All cleaned documents of an author (by full name or id), sorted by category and id;
+    `fields`: only those payload fields (documents without content are kept then)."""
     from qdrant_client import models
 
     if client is None:
@@ -45,14 +48,15 @@ def load_cleaned_documents(author: str, client: Any = None) -> list[dict[str, An
                 scroll_filter=author_filter,
                 limit=256,
                 offset=offset,
-                with_payload=True,
+                with_payload=fields or True,
                 with_vectors=False,
             )
             for point in points:
                 payload = dict(point.payload or {})
                 payload.setdefault("document_id", str(point.id))
                 payload.setdefault("category", category.value)
-                if isinstance(payload.get("content"), str) and payload["content"].strip():
+                content = payload.get("content")
+                if fields or (isinstance(content, str) and content.strip()):
                     docs.append(payload)
             if offset is None:
                 break
@@ -62,17 +66,21 @@ def load_cleaned_documents(author: str, client: Any = None) -> list[dict[str, An
 def author_name_index(author: str, client: Any = None) -> NameIndex | None:
     """The names the author's cleaned documents spell (None when the store holds none of
     their writing). Cached per author until their documents change."""
-    docs = load_cleaned_documents(author, client)
-    if not docs:
+    # Per request only ids and hashes are read; the writing itself when it changed.
+    stamps = load_cleaned_documents(author, client, fields=["content_hash"])
+    if not stamps:
         return None
     digest = hashlib.sha256()
-    for doc in docs:
-        digest.update(f"{doc['document_id']}|{doc.get('content_hash', '')}|{len(doc['content'])}\n".encode())
+    for doc in stamps:
+        digest.update(f"{doc['document_id']}|{doc.get('content_hash', '')}\n".encode())
     fingerprint = digest.hexdigest()
     with _NAMES_LOCK:
         cached = _NAMES.get(author)
         if cached and cached[0] == fingerprint:
             return cached[1]
+    docs = load_cleaned_documents(author, client)
+    if not docs:
+        return None
     index = NameIndex("\n".join(str(doc["content"]) for doc in docs))
     with _NAMES_LOCK:
         _NAMES[author] = (fingerprint, index)

@@ -84,7 +84,9 @@ def _is_number(word: str) -> bool:
     return _NUMBER_RE.fullmatch(word) is not None
 
 
-def _number_is_small(word: str) -> bool:
+def number_is_small(word: str) -> bool:
+    """Whether a number is too small to be a claim ("2 reasons", "step 3"); the yardstick
+    (`evals.voice.invented_specifics`) counts numbers by the same rule."""
     try:
         return float(word.rstrip(".").replace(",", "")) <= SMALL_NUMBER
     except ValueError:
@@ -155,10 +157,10 @@ class GroundedNames:
                 if not (dot and head and called) or local:
                     continue
             elif _is_number(lowered):
-                if finished and not _number_is_small(lowered) and not self._spells(lowered):
+                if finished and not number_is_small(lowered) and not self._spells(lowered):
                     return False
                 if not finished and not self._starts(lowered.rstrip(".")):
-                    if not _number_is_small(lowered):
+                    if not number_is_small(lowered):
                         return False
                 continue
             else:

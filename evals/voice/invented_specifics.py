@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from core.llm.grounded_names import number_is_small
+
 # A code span, a URL, and identifier shapes no prose word has.
 # ``literal`` (reStructuredText) before `literal` (Markdown), so neither swallows the text
 # between two double-backtick spans.
@@ -35,17 +37,6 @@ _NAME_RE = re.compile(
     r"(?<=[a-z0-9,;)] )[A-Z][\w'’-]*[A-Za-z0-9](?: (?:[A-Z][\w'’-]*[A-Za-z0-9]))*"
 )
 _NOT_SPECIFIC = frozenset({"i", "i'm", "i've", "i'd", "i'll", "e.g", "i.e", "etc", "vs", "ok"})
-# Numbers too small to be a claim ("2 reasons", "step 3").
-SMALL_NUMBER = 10
-
-
-def _number_is_small(token: str) -> bool:
-    try:
-        return float(token.replace(",", "")) <= SMALL_NUMBER
-    except ValueError:
-        return False
-
-
 def _add_identifiers(text: str, add: Callable[[str], None]) -> None:
     for match in _CALL_RE.finditer(text):
         add(match.group(1) + "()")
@@ -78,7 +69,7 @@ def extract_specifics(text: str) -> list[str]:
     _add_identifiers(prose, add)
     unnumbered = _LIST_NUMBER_RE.sub(" ", prose)
     for match in _NUMBER_RE.finditer(unnumbered):
-        if not _number_is_small(match.group(0)):
+        if not number_is_small(match.group(0)):
             add(match.group(0))
     for match in _NAME_RE.finditer(prose):
         add(match.group(0))
