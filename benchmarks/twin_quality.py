@@ -78,6 +78,9 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     ),
     # The served default without grounded names (core/llm/grounded_names.py): code names,
     # identifiers and numbers free, as before.
+    "qwen-llamacpp-dry-one-spelling": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"dry_spellings": False}, {},
+    ),
     "qwen-llamacpp-ungrounded": (
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"grounded_names": False}, {},
     ),
@@ -112,6 +115,10 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "registry:default-{author}@candidate", "llamacpp", {"grounded_names": False}, {},
     ),
     "tuned-dry": ("registry:default-{author}@candidate", "llamacpp", {"dry_multiplier": 0.8}, {}),
+    # DRY on one spelling of a word only (before: "arecurrently", "metho d").
+    "tuned-dry-one-spelling": (
+        "registry:default-{author}@candidate", "llamacpp", {"dry_spellings": False}, {},
+    ),
     "tuned-fewshot1": ("registry:default-{author}@candidate", "llamacpp", {},
                        {"style_examples": 1}),
     # `benchmarks/finetune.py --config context`: context-grounded pairs (finetune/grounding.py)

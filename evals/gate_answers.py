@@ -16,6 +16,8 @@ refused when, beside the served model's answers and the author's own held-out pa
 - any answer is mostly page chrome (bylines, share widgets, plugs of the author's corpus);
 - more of its answers invent specifics (identifiers, numbers, names found nowhere in the
   request, the context or the author's corpus) than the served model's, beyond a tolerance;
+- more of its answers glue or break words ("arecurrently", "metho d":
+  `evals.voice.mangled_words`) than the served model's, beyond a tolerance;
 - its style is further from the author's held-out profile (Burrows' Delta on
   topic-independent features) than the served model's, by more than `STYLE_MARGIN`.
 """
@@ -36,6 +38,8 @@ MAX_COPIED_SPAN = 24
 # Delta is a mean absolute z-score difference; this much worse counts as losing the voice.
 STYLE_MARGIN = 0.10
 INVENTED_TOLERANCE = 0.15
+# One answer in eight with a mangled word more than the served model's still passes.
+MANGLED_TOLERANCE = 0.15
 
 
 def spread_requests(passages: list[Passage], limit: int) -> list[Passage]:
@@ -127,7 +131,7 @@ def check_answers(
             "answers": [
                 {"request": p.instruction, "text": a[:600], "degenerate": w,
                  **{k: row.get(k) for k in ("copy_longest_span", "copy_8gram_share", "invented",
-                                            "chrome_line_share")}}
+                                            "chrome_line_share", "mangled")}}
                 for a, p, w, row in zip(answers, requests, why, scored["per_answer"], strict=True)
             ],
         }  # fmt: skip
@@ -183,6 +187,11 @@ def judge(
     out.append((ok, f"grounding: {invented:.0%} of the candidate's answers invent specifics vs "
                     f"{r_invented:.0%} of {role}'s ({'ok' if ok else 'worse'}; tolerance "
                     f"{INVENTED_TOLERANCE:.0%})"))  # fmt: skip
+    mangled, r_mangled = share(candidate.get("mangled_share")), share(reference.get("mangled_share"))
+    ok = mangled <= r_mangled + MANGLED_TOLERANCE
+    out.append((ok, f"words: {mangled:.0%} of the candidate's answers glue or break words vs "
+                    f"{r_mangled:.0%} of {role}'s ({'ok' if ok else 'worse'}; tolerance "
+                    f"{MANGLED_TOLERANCE:.0%})"))  # fmt: skip
     c_delta, r_delta = candidate.get("delta_own"), reference.get("delta_own")
     if c_delta is None or r_delta is None:
         out.append((True, "style: not compared (too little held-out text for a profile)"))

@@ -191,7 +191,9 @@ def save_version(kind: str, version: str, rows: dict[str, list[dict[str, Any]]],
     tmp = final.with_name(f".{version}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    dd.save_to_disk(str(tmp))
+    # One shard per split, even an empty one: `datasets` writes no file for an empty split
+    # saved with the default sharding, and `load_from_disk` then fails (IndexError).
+    dd.save_to_disk(str(tmp), num_shards={split: 1 for split in SPLITS})
     write_json_atomic(tmp / "manifest.json", manifest)
     if final.exists():
         shutil.rmtree(final)

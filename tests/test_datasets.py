@@ -144,6 +144,18 @@ def test_split_is_by_document_hash():
 
 
 @pytest.mark.slow
+def test_a_version_with_an_empty_split_loads_back(data_dir):
+    """An author whose held-out documents gave no pair after the filters (Guido van Rossum's
+    ten training PEPs) still has a loadable dataset: an empty "test" split, not a crash."""
+    from finetune.datasets import INSTRUCT, load_dataset_version, save_version
+
+    row = {"instruction": "Write about retries.", "answer": "Retry with backoff.", "context": ""}
+    save_version(INSTRUCT, "v-empty-test", {"train": [row]}, {"author": "A"})
+    dd, manifest = load_dataset_version(INSTRUCT, version="v-empty-test")
+    assert len(dd["train"]) == 1 and len(dd["test"]) == 0
+    assert dd["train"][0]["answer"] == "Retry with backoff." and manifest == {"author": "A"}
+
+
 def test_preference_dataset_with_feedback(data_dir):
     from core import feedback
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.llm.dry import Dry, LlamaCppDry, breaker_tokens
+from core.llm.dry import Dry, LlamaCppDry, breaker_tokens, spacing_variants
 
 
 def test_extending_a_repeated_run_is_penalised_by_its_length() -> None:
@@ -36,6 +36,33 @@ def test_the_llamacpp_processor_lowers_only_the_penalised_logits() -> None:
     out = LlamaCppDry(Dry(), frozenset())(np.array([5, 6, 7, 8, 9, 5, 6, 7]), scores)
     assert out[8] == pytest.approx(-1.4)
     assert np.count_nonzero(out) == 1
+
+
+def test_a_penalised_word_is_penalised_in_both_spellings() -> None:
+    """Else the model writes the copied phrase's next word glued on ("arecurrently")."""
+    pieces = [(0, " are"), (1, "are"), (2, " currently"), (3, "currently"), (4, " ("), (5, "("),
+              (6, " unspecified"), (7, "ly")]  # fmt: skip
+    spellings = spacing_variants(pieces)
+    assert spellings == {0: 1, 1: 0, 2: 3, 3: 2}  # words only: punctuation keeps its own
+    # ... 0 2 [6] ... 0 → " currently" (2) would extend a repeated run of 1+1.
+    tokens = np.array([9, 0, 2, 6, 8, 9, 0])
+    plain = Dry().penalties(tokens)
+    assert plain == {2: pytest.approx(0.8)}
+    both = Dry().penalties(tokens, spellings=spellings)
+    assert both == {2: pytest.approx(0.8), 3: pytest.approx(0.8)}
+    scores = np.zeros(10, dtype=np.single)
+    out = LlamaCppDry(Dry(), frozenset(), spellings)(tokens, scores)
+    assert out[2] == out[3] == pytest.approx(-0.8) and np.count_nonzero(out) == 2
+
+
+def test_the_served_vocabulary_pairs_each_word_with_its_spaced_spelling() -> None:
+    from core.llm import get_llm
+    from core.settings import OFFLINE_SMOLLM2
+
+    llm = get_llm(OFFLINE_SMOLLM2, backend="torch-fp32")
+    (spaced,) = llm.tokenizer.encode(" the", add_special_tokens=False)
+    (plain,) = llm.tokenizer.encode("the", add_special_tokens=False)
+    assert llm._spellings[spaced] == plain and llm._spellings[plain] == spaced
 
 
 PASSAGE = (

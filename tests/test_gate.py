@@ -177,7 +177,7 @@ def test_rag_regression_refuses() -> None:
 def _summary(**values: float) -> dict:
     base = {"n": 8, "degenerate_share": 0.0, "copy_8gram_share_median": 0.0,
             "copy_longest_span_median": 4, "chrome_answer_share": 0.0, "invented_share": 0.25,
-            "delta_own": 0.5}  # fmt: skip
+            "delta_own": 0.5, "mangled_share": 0.0}  # fmt: skip
     return {**base, **values}
 
 
@@ -191,6 +191,7 @@ def _summary(**values: float) -> dict:
         (_summary(chrome_answer_share=0.125), "page chrome:"),
         (_summary(invented_share=0.5), "grounding:"),
         (_summary(delta_own=0.9), "style:"),
+        (_summary(mangled_share=0.25), "words:"),
     ],
 )
 def test_the_gate_judges_answers_on_the_yardstick(candidate: dict, failing_rule: str | None) -> None:

@@ -4,6 +4,7 @@ pipeline and the graph's retrieval stage)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,12 +65,20 @@ def test_scores_of_one_request():
     assert ndcg(["a", "b"], ["b"]) == pytest.approx(1 / 1.584962500721156)
 
 
+@pytest.fixture(scope="module")
+def eval_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture corpus stored once for this module's evals (`corpus_store` reuses a
+    store whose files and features recipe are unchanged; the RAG eval test covers the
+    temporary store of a call without `work_dir`)."""
+    return tmp_path_factory.mktemp("eval-store")
+
+
 @pytest.mark.slow
-def test_run_retrieval_eval_default(data_dir):
+def test_run_retrieval_eval_default(data_dir, eval_store):
     from evals.retrieval import run_retrieval_eval
     from retrievers.variants import DEFAULT_VARIANT
 
-    result = run_retrieval_eval()
+    result = run_retrieval_eval(work_dir=eval_store)
     assert {"recall@5", "mrr", "ndcg@10", "section_recall@5", "n_questions", "variant",
             "latency_ms_p50", "rows"} <= set(result)  # fmt: skip
     assert result["n_questions"] >= 60
@@ -172,7 +181,7 @@ def test_sparse_vectors_carry_whole_code_names():
 
 
 @pytest.mark.slow
-def test_known_item_requests_find_their_document(data_dir, tmp_path):
+def test_known_item_requests_find_their_document(data_dir, tmp_path, eval_store):
     """Known-item requests built from the fixture corpus: the default recipe finds the one
     document far more often than dense retrieval alone (on the PEPs: R@1 0.968 vs 0.404)."""
     from evals.known_item import SourceDocument, build_known_items, write_jsonl
@@ -183,7 +192,7 @@ def test_known_item_requests_find_their_document(data_dir, tmp_path):
     assert len(items) >= 60 and {"phrase", "identifier"} <= {item.kind for item in items}
     requests = tmp_path / "known.jsonl"
     requests.write_text(write_jsonl(items))
-    store = tmp_path / "store"
+    store = eval_store
     default = run_retrieval_eval(questions_file=requests, work_dir=store)
     dense = run_retrieval_eval("dense", questions_file=requests, work_dir=store)
     topical = run_retrieval_eval(work_dir=store)

@@ -11,6 +11,7 @@ import pytest
 from evals.answer_quality import degenerate_reasons, other_scripts, prose_word_share
 from evals.voice.copying import CopyIndex, copy_tokens
 from evals.voice.invented_specifics import Sources, extract_specifics, invented_specifics
+from evals.voice.mangled_words import mangled_words
 from evals.voice.yardstick import AnswerRecord, VoiceYardstick
 
 COOKING = {
@@ -238,12 +239,30 @@ def test_a_chinese_word_in_an_english_answer_is_caught(two_authors: VoiceYardsti
     assert result["summary"]["wrong_language_share"] == 0.5
 
 
+def test_glued_and_broken_words_are_caught_and_real_compounds_are_not(
+    two_authors: VoiceYardstick,
+) -> None:
+    corpus = Sources.of(["The semantics of locals() are currently unspecified. Use a method."])
+    answer = ("The semantics arecurrently unspecified, so use oflocals() with care: a metho d "
+              "that works in every codebase, as RISC OS users know.")  # fmt: skip
+    # "codebase": both halves are words, but nobody wrote "code base"; "RISC OS": a name.
+    assert mangled_words(answer, corpus) == ["arecurrently", "oflocals", "metho d"]
+    assert mangled_words("The semantics are currently unspecified.", corpus) == []
+    scored = two_authors.score_answers(
+        [AnswerRecord("Ada", "I knead thedough and bake the bread.", context="knead the dough"),
+         AnswerRecord("Ada", "I knead the dough and bake the bread.")]
+    )  # fmt: skip
+    assert [r["mangled"] for r in scored["per_answer"]] == [["thedough"], []]
+    assert scored["summary"]["mangled_share"] == 0.5
+
+
 def test_summary_has_the_documented_keys(two_authors: VoiceYardstick) -> None:
     summary = two_authors.score_gold()["summary"]
     for key in ("n", "copy_longest_span_median", "copy_8gram_share_median",
                 "style_attribution", "char_attribution", "delta_own", "delta_other",
                 "delta_nearest_share", "invented_share", "chrome_line_share_mean",
-                "chrome_answer_share", "prose_word_share_mean", "wrong_language_share"):  # fmt: skip
+                "chrome_answer_share", "prose_word_share_mean", "wrong_language_share",
+                "mangled_share", "mangled_per_100_words_mean"):  # fmt: skip
         assert key in summary
     empty = two_authors.score_answers([])["summary"]
     assert empty["n"] == 0 and empty["delta_own"] is None

@@ -48,6 +48,13 @@ class _VocabMasks:
         return breaker_tokens(self._vocab_pieces)
 
     @cached_property
+    def _spellings(self) -> dict[int, int]:
+        """Each word token ↔ the same word with/without its leading space (DRY's reach)."""
+        from core.llm.dry import spacing_variants
+
+        return spacing_variants(self._vocab_pieces)
+
+    @cached_property
     def _piece_texts(self) -> list[str]:
         """Each token id's text, indexed by id (the grounded-names check reads it)."""
         texts = [""] * (max((token for token, _ in self._vocab_pieces), default=-1) + 1)
@@ -113,7 +120,8 @@ class TransformersLLM(_VocabMasks, BaseLLM):
             from core.llm.dry import Dry, TransformersDry
 
             dry = Dry(multiplier=float(kwargs["dry_multiplier"]))
-            processors.append(TransformersDry(dry, self._breakers))
+            spellings = self._spellings if kwargs.get("dry_spellings") else None
+            processors.append(TransformersDry(dry, self._breakers, spellings))
         banned = self._foreign_tokens(kwargs.get("script") or "any")
         if banned.size:
             from core.llm.script_mask import TransformersScriptMask
@@ -293,7 +301,8 @@ class LlamaCppLLM(_VocabMasks, BaseLLM):
             from core.llm.dry import Dry, LlamaCppDry
 
             dry = Dry(multiplier=float(kwargs["dry_multiplier"]))
-            processors.append(LlamaCppDry(dry, self._breakers))
+            spellings = self._spellings if kwargs.get("dry_spellings") else None
+            processors.append(LlamaCppDry(dry, self._breakers, spellings))
         banned = self._foreign_tokens(kwargs.get("script") or "any")
         if banned.size:
             from core.llm.script_mask import LlamaCppScriptMask

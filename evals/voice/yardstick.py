@@ -14,7 +14,9 @@ own held-out writing — so every number has its natural level next to it:
   neither the request, the retrieved context nor the author's training corpus;
 - chrome: the share of lines that are the corpus' page chrome (`ingest.features.boilerplate`)
   and the share of words in prose;
-- language: another language, or letters of another script, than the author writes in.
+- language: another language, or letters of another script, than the author writes in;
+- mangled words (`evals.voice.mangled_words`): words glued to the next ("arecurrently") or
+  broken ("metho d"), the marks of a decoder routing around its copy penalty.
 
 Gold: each held-out document gives ONE gold answer, its middle ~1000-character passage (as
 many gold answers as the benchmark asks questions); the other passages of the held-out
@@ -39,6 +41,7 @@ Summary keys (`score_answers(...)["summary"]`), for one author or several:
   compare with gold).
 - `chrome_line_share_mean`, `chrome_answer_share` (share of answers ≥ 30 % chrome lines),
   `prose_word_share_mean`, `wrong_language_share`.
+- `mangled_per_100_words_mean`, `mangled_share` (answers with any).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from evals.answer_quality import (
 )
 from evals.voice.copying import CopyIndex
 from evals.voice.invented_specifics import Sources, invented_specifics
+from evals.voice.mangled_words import mangled_words
 from evals.voice.stylometry import StyleSpace, delta
 
 PASSAGE_CHARS = 1000
@@ -218,8 +222,9 @@ class VoiceYardstick:
         author = self.authors[record.author]
         answer = record.answer
         span, span_text = author.copy.longest_span(answer)
-        invented = invented_specifics(answer, Sources.of([record.request, record.context]),
-                                      author.corpus)  # fmt: skip
+        given = Sources.of([record.request, record.context])
+        invented = invented_specifics(answer, given, author.corpus)
+        mangled = mangled_words(answer, given, author.corpus)
         language = language_of(answer) if answer.strip() else "unknown"
         scripts = other_scripts(answer) if author.language in LATIN_LANGUAGES else []
         return {
@@ -230,6 +235,8 @@ class VoiceYardstick:
             "delta_own": delta(z, author.reference),
             "invented": invented,
             "invented_per_100_words": 100 * len(invented) / max(len(answer.split()), 1),
+            "mangled": mangled,
+            "mangled_per_100_words": 100 * len(mangled) / max(len(answer.split()), 1),
             "chrome_line_share": (
                 chrome_line_share(answer, author.chrome) if author.chrome else None
             ),
@@ -264,6 +271,8 @@ class VoiceYardstick:
             "chrome_answer_share": _share([c >= MAX_CHROME_LINES for c in chrome]),
             "prose_word_share_mean": _mean([r["prose_word_share"] for r in rows]),
             "wrong_language_share": _share([r["wrong_language"] for r in rows]),
+            "mangled_share": _share([bool(r["mangled"]) for r in rows]),
+            "mangled_per_100_words_mean": _mean([r["mangled_per_100_words"] for r in rows]),
         }
         return summary
 
@@ -311,6 +320,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("chrome ans", "chrome_answer_share", "{:.0%}"),
     ("prose", "prose_word_share_mean", "{:.0%}"),
     ("wrong lang", "wrong_language_share", "{:.0%}"),
+    ("mangled/100w", "mangled_per_100_words_mean", "{:.2f}"),
 )
 
 

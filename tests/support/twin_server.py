@@ -163,9 +163,13 @@ def served_twin(data_dir: Path, **env: str | None) -> Iterator[ServerThread]:
         app = server.create_app(warmup=False)
         with ServerThread(app) as running:
             # First request loads the LLM and embeddings: keep that out of timed tests.
+            # Within the server's own answer budget, which a test may set below FAST_CONFIG's.
+            budget = min(FAST_CONFIG["configurable"]["max_new_tokens"],
+                         int(values["LLM_MAX_NEW_TOKENS"] or 24))  # fmt: skip
+            warm = {"configurable": {**FAST_CONFIG["configurable"], "max_new_tokens": budget}}
             httpx.post(
                 f"{running.url}/twin/invoke",
-                json={"input": {"query": "warm up"}, "config": FAST_CONFIG},
+                json={"input": {"query": "warm up"}, "config": warm},
                 timeout=600,
             ).raise_for_status()
             yield running
