@@ -31,6 +31,11 @@ CONTEXT_HEADER = (
     "do not copy them):"
 )
 CONTEXT_SEPARATOR = "\n\n* * *\n\n"
+# The separator on a line of its own in an answer: the model has gone on to write another
+# "excerpt", or a request of its own (4 of 30 held-out PEP answers, base and tuned, did:
+# "* * *" then a second Acknowledgments, or "Write a passage for a post title …"). Every
+# generation stops there, as it stops at the chat template's control text.
+EXCERPT_BREAK = "\n" + CONTEXT_SEPARATOR.strip() + "\n"
 # Few-shot style examples: the author's own passages as earlier turns of the conversation
 # (a request for each, the passage as the twin's answer), so the model continues a voice it
 # has just "written in" rather than reading about it.

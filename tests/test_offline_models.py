@@ -127,6 +127,24 @@ def test_llamacpp_serves_qwen_with_the_training_template_and_ends_on_a_sentence(
     assert "<|im" not in text
 
 
+@pytest.mark.skipif(
+    not __import__("core.llm", fromlist=["x"]).llamacpp_available(),
+    reason="llama-cpp-python did not build here",
+)
+def test_generation_stops_where_the_model_writes_the_excerpt_separator(data_dir: Path) -> None:
+    """An answer that writes the prompt's excerpt separator goes on with another "excerpt"
+    or a request of its own: it ends there (greedy SmolLM2 writes it straight away here)."""
+    from core.llm import get_llm
+    from core.prompts import CONTEXT_SEPARATOR
+
+    notes = ["The bridge is old.", "The sheep are white.", "The valley is green."]
+    prompt = "Three short notes.\n\n" + CONTEXT_SEPARATOR.join(notes)
+    text = get_llm(OFFLINE_SMOLLM2, backend="llamacpp").generate(
+        prompt, max_new_tokens=40, temperature=0.0
+    )
+    assert "* * *" not in text and not text.strip(), text
+
+
 @pytest.mark.slow
 def test_graph_ask_streams_an_answer_then_its_sources(data_dir: Path) -> None:
     from ingest.cli import main as ingest_main

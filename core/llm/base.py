@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.llm.errors import LLMError
+from core.prompts import EXCERPT_BREAK
 from core.settings import (
     OFFLINE_LLM_FALLBACK,
     OFFLINE_QWEN,
@@ -42,8 +43,9 @@ class GenerationDefaults:
     repetition_penalty: float = 1.15
     # DRY penalty on extending a token run already in the context (core/llm/dry.py); 0: off.
     dry_multiplier: float = 0.0
-    # Chat-template control text: generation ends there instead of leaking it.
-    stop: tuple[str, ...] = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
+    # Chat-template control text and the prompt's excerpt separator: generation ends there
+    # instead of leaking it (core.prompts.EXCERPT_BREAK).
+    stop: tuple[str, ...] = ("<|im_end|>", "<|im_start|>", "<|endoftext|>", EXCERPT_BREAK)
 
 
 DEFAULTS = GenerationDefaults()

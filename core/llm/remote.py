@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
+MAX_STOP_STRINGS = 4
 
 # Answers that mean "busy or restarting, ask again shortly" (rate limited, or a proxy in
 # front of a server that is not up); any other error status is final.
@@ -174,7 +175,8 @@ class OpenAICompatLLM(BaseLLM):
             "stream": True,
         }
         if stop:
-            body["stop"] = list(stop)
+            # The OpenAI API takes at most four; the caller's own come first in `stop`.
+            body["stop"] = list(stop)[:MAX_STOP_STRINGS]
         if messages is not None:
             path, body["messages"] = "/chat/completions", messages
         else:
