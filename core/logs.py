@@ -12,6 +12,9 @@ _QUIET = {
     "bitsandbytes": logging.ERROR,
     "bitsandbytes.backends.cpu.ops": logging.ERROR,
     "transformers.tokenization_utils_base": logging.ERROR,
+    # A new MLflow store announces its table creation and migrations in every first run.
+    "mlflow.store.db.utils": logging.WARNING,
+    "alembic.runtime.migration": logging.WARNING,
 }
 
 
