@@ -76,11 +76,12 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "qwen-llamacpp-dense-retrieval": (
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {}, {"reranker": "dense"},
     ),
-    # The served default without grounded names (core/llm/grounded_names.py): code names,
-    # identifiers and numbers free, as before.
+    # DRY on one spelling of a word only (before: "arecurrently", "metho d").
     "qwen-llamacpp-dry-one-spelling": (
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"dry_spellings": False}, {},
     ),
+    # The served default without grounded names (core/llm/grounded_names.py): code names,
+    # identifiers and numbers free, as before.
     "qwen-llamacpp-ungrounded": (
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"grounded_names": False}, {},
     ),
