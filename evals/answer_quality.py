@@ -106,14 +106,22 @@ def chrome_line_share(text: str, chrome: Callable[[str], bool]) -> float:
     return sum(bool(chrome(line)) for line in lines) / len(lines) if lines else 0.0
 
 
-def prose_word_share(text: str, chrome: Callable[[str], bool] | None = None) -> float:
+def prose_word_share(
+    text: str, chrome: Callable[[str], bool] | None = None, *, outside_code: bool = False
+) -> float:
     """Share of the text's words that stand in prose: sentences (hard-wrapped ones joined),
-    not headings, code, tables, bare link or tag lists, nor lines `chrome` rejects."""
-    total = len(style_words(text))
+    not headings, code, tables, bare link or tag lists, nor lines `chrome` rejects. With
+    `outside_code`, code lines count on neither side (1.0 for an answer that is all code)."""
+    lines = logical_lines(text)
+    if outside_code:
+        lines = [line for line in lines if line.kind != "code"]
+        if not lines:
+            return 1.0
+    total = sum(len(style_words(physical)) for line in lines for physical in line.lines)
     if not total:
         return 0.0
     prose = 0
-    for line in logical_lines(text):
+    for line in lines:
         if line.is_prose:
             prose += sum(
                 len(style_words(physical))
@@ -152,7 +160,8 @@ def degenerate_reasons(
     """Every reason the answer is degenerate (empty list = usable). With `prompt` (the text
     the model was given), echoing it or copying most of it verbatim also counts. With
     `chrome` (a line test, `CorpusChrome(...).is_chrome` of the author's corpus), so does
-    an answer whose lines are ≥ 30 % chrome or whose words are < 50 % in prose."""
+    an answer whose lines are ≥ 30 % chrome or whose words outside code are < 50 % in
+    prose."""
     stripped = text.strip()
     if not stripped:
         return ["empty"]
@@ -176,7 +185,8 @@ def degenerate_reasons(
         reasons.append("copied")
     if chrome is not None and (
         chrome_line_share(stripped, chrome) >= MAX_CHROME_LINES
-        or prose_word_share(stripped, chrome) < MIN_PROSE_WORDS
+        # Code is the author's content (PEPs, tutorials), not a page's furniture.
+        or prose_word_share(stripped, chrome, outside_code=True) < MIN_PROSE_WORDS
     ):
         reasons.append("chrome")
     if not FINISHED_END.search(stripped):

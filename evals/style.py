@@ -201,6 +201,8 @@ _RST_UNDERLINE_RE = re.compile(r"^\s*([=\-~^*#+`'\".])\1{2,}\s*$")
 _TABLE_RE = re.compile(r"^\s*\|")
 _QUOTE_RE = re.compile(r"^\s*>")
 _SENTENCE_END_RE = re.compile(r"[.!?…][\"'”’)\]*_]*(?:\s|$)")
+# A sentence that introduces a code block or a list ends with a colon.
+_INTRODUCES_RE = re.compile(r":\s*$")
 
 
 @dataclass
@@ -227,7 +229,7 @@ class LogicalLine:
         return (
             len(words(text)) >= 4
             and letters >= 0.6 * max(visible, 1)
-            and bool(_SENTENCE_END_RE.search(text))
+            and bool(_SENTENCE_END_RE.search(text) or _INTRODUCES_RE.search(text))
         )
 
 

@@ -135,3 +135,21 @@ def test_an_answer_mostly_of_page_chrome_is_degenerate() -> None:
     assert "chrome" in degenerate_reasons(padded, chrome=chrome)  # 3 of 4 lines
     listing = "\n".join(f"- item {i}" for i in range(12)) + "\n\nDone."
     assert "chrome" in degenerate_reasons(listing, chrome=chrome)  # no prose to speak of
+
+
+def test_code_in_an_answer_is_content_not_chrome() -> None:
+    """A PEP-style section that is mostly a code block (the onboarding gate flagged two of
+    eight such answers of Alyssa Coghlan's twin) is not page chrome; a byline list is."""
+
+    def chrome(line: str) -> bool:
+        return line.strip() in {"Share", "Subscribe now"}
+
+    code = "\n".join(f"    result_{i} = compute(value_{i}, limit={i})" for i in range(12))
+    section = (
+        "## Usage syntax\n\nThe proposed syntax is simple, and it reads the way the "
+        f"statement runs:\n\n```\n{code}\n```\n\nThe other spelling binds each name "
+        f"in a loop of its own:\n\n```\n{code}\n```\n\nEach result is bound once."
+    )
+    assert "chrome" not in degenerate_reasons(section, chrome=chrome)
+    byline = "decodingml.substack.com\nFacebook\nNote\nOther\nPaul Iusztin\nJul 20, 2114\n7"
+    assert "chrome" in degenerate_reasons(byline + "\n\nRead the rest.", chrome=chrome)
