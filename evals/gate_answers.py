@@ -129,7 +129,7 @@ def check_answers(
             "backend": getattr(llm, "backend", ""),
             "summary": summary,
             "answers": [
-                {"request": p.instruction, "text": a[:600], "degenerate": w,
+                {"request": p.instruction, "text": a, "degenerate": w,
                  **{k: row.get(k) for k in ("copy_longest_span", "copy_8gram_share", "invented",
                                             "chrome_line_share", "mangled")}}
                 for a, p, w, row in zip(answers, requests, why, scored["per_answer"], strict=True)

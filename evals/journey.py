@@ -40,6 +40,13 @@ MIN_DOCUMENTS = 5
 MIN_TRAIN_PAIRS = 20
 MIN_TEST_PAIRS = 1
 REPORT_REQUESTS = 3  # held-out requests in the before/after report
+# The gate decides on its own held-out measurements (perplexity under the serving prompt,
+# answers on the yardstick); the training run's base-vs-tuned scores are a diagnostic in
+# the tracker. Sized for that: 16 held-out and 16 training pairs and 6,000 words of the
+# held-out documents instead of 64 + 64 pairs and whole documents (Alyssa Coghlan's 23
+# PEPs: 9.6 → ~3 minutes of scoring).
+JOURNEY_EVAL_PAIRS = 16
+JOURNEY_EVAL_DOCUMENT_WORDS = 6_000
 
 
 class NotEnoughWriting(RuntimeError):
@@ -109,7 +116,7 @@ def pairs_shortfall(w: Writing, counts: dict[str, Any]) -> str | None:
 def run_journey(
     config: Any,
     *,
-    use_llm: bool = True,
+    use_llm: bool = False,
     generator: str | None = None,
     progress_file: Any = None,
 ) -> dict[str, Any]:
@@ -139,7 +146,7 @@ def run_journey(
     caches: dict[str, Any] = {}
     base_key = resolved_base_ref(config.base_model)
     ui = JourneyProgress(load_timings(base_key), config.max_steps, config.max_minutes,
-                         file=progress_file)  # fmt: skip
+                         file=progress_file, llm_instructions=use_llm)  # fmt: skip
     # Counted before the build so that the first line already estimates the whole journey.
     ui.passages = sum(len(passages_for(d, BuildParams())) for d in docs)
 
@@ -164,13 +171,15 @@ def run_journey(
         f"{counts.get('train', 0)} train / {counts.get('test', 0)} held-out pairs"
     )
     # Only LLM-written instructions say how long the next build will take per passage.
-    ui.dataset_measured(seconds, ui.passages, built and use_llm)
+    ui.dataset_measured(seconds, ui.passages, built)
     problem = pairs_shortfall(writing, counts)
     if problem:
         raise NotEnoughWriting(problem, {**vars(writing), **counts})
 
     # [2/4] training (+ GGUF export, registered as `candidate`)
     config.dataset_version = manifest["version"]
+    config.eval_max_examples = min(config.eval_max_examples, JOURNEY_EVAL_PAIRS)
+    config.eval_document_words = JOURNEY_EVAL_DOCUMENT_WORDS
     ui.begin("training", f"{config.max_steps} steps of LoRA on {config.base_model}")
     trained = train(config, progress=ui.train_event)
     caches["base_scores_cached_sets"] = int(trained.metrics.get("train/base_scores_cached", 0))
@@ -212,6 +221,7 @@ def run_journey(
         "before": {"ref": before_ref, "role": before_role},
         "dataset_version": manifest["version"],
         "dataset_counts": {k: counts.get(k) for k in ("documents", "train", "test")},
+        "instructions": manifest.get("generator"),  # "template" unless --llm-instructions
         "writing": vars(writing),
         "gate": gate,
         "pairs": [
@@ -229,8 +239,9 @@ def run_journey(
 
 
 def journey_command(args: argparse.Namespace) -> int:
-    """`python -m finetune twin --author NAME [train flags] [--no-llm] [--json]`: exit 0 when
-    promoted, 1 when the gate refused (candidate kept), 2 when there is too little writing."""
+    """`python -m finetune twin --author NAME [train flags] [--llm-instructions] [--json]`:
+    exit 0 when promoted, 1 when the gate refused (candidate kept), 2 when there is too
+    little writing."""
     from pathlib import Path
 
     from evals.journey_report import print_report
@@ -240,7 +251,7 @@ def journey_command(args: argparse.Namespace) -> int:
     quiet_library_bars()
     config = train_config_from_args(args)
     try:
-        result = run_journey(config, use_llm=not args.no_llm, generator=args.generator)
+        result = run_journey(config, use_llm=args.llm_instructions, generator=args.generator)
     except NotEnoughWriting as exc:
         if args.json:
             print(json.dumps({"status": "not-enough-writing", "message": str(exc),

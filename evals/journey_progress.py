@@ -26,17 +26,19 @@ from finetune.sft import minutes
 STAGES = ("dataset", "training", "gate", "report")
 # Seconds per part on a first run: the journey on Alyssa Coghlan's 23 PEPs (93,787 words,
 # 458 passages) on 2 idle cores with the default base (Qwen2.5-Coder-0.5B: LoRA steps of
-# 2×512 tokens, held-out sets of up to 64 pairs, Q8_0 export, llama.cpp answers). Only the
-# estimate shown before a part runs; the journey measures and remembers its own.
+# 2×512 tokens, the journey's small held-out sets, Q8_0 export, llama.cpp answers, the
+# report reusing the gate's answers). Only the estimate shown before a part runs; the
+# journey measures and remembers its own.
 PRIORS: dict[str, float] = {
-    "per_passage": 1.6,  # the generator writes one instruction per passage
-    "load base": 3.0,
-    "score base": 225.0,
-    "per_step": 13.6,
-    "score tuned": 350.0,
-    "export": 66.0,
-    "gate": 520.0,
-    "report": 95.0,
+    "per_passage": 0.01,  # templates: the passages cut and checked (the default)
+    "per_passage_llm": 1.6,  # `--llm-instructions`: the generator writes one per passage
+    "load base": 4.0,
+    "score base": 54.0,
+    "per_step": 10.1,
+    "score tuned": 62.0,
+    "export": 42.0,
+    "gate": 300.0,
+    "report": 1.0,
 }
 TRAIN_PARTS = ("load base", "score base", "fine-tune", "score tuned", "export")
 LINE_EVERY_S = 30.0
@@ -72,8 +74,10 @@ class JourneyProgress:
         max_minutes: float,
         file: TextIO | None = None,
         tty: bool | None = None,
+        llm_instructions: bool = False,
     ) -> None:
         self.est = dict(estimates)
+        self.per_passage = "per_passage_llm" if llm_instructions else "per_passage"
         self.steps = max_steps
         if max_minutes:  # the time box shortens the run on a slow CPU
             self.steps = min(self.steps, max(1, int(max_minutes * 60 / self.est["per_step"])))
@@ -101,7 +105,7 @@ class JourneyProgress:
 
     def _stage_estimate(self, stage: str) -> float:
         if stage == "dataset":
-            return self.est["per_passage"] * self.passages
+            return self.est[self.per_passage] * self.passages
         if stage == "training":
             return sum(self._part_estimate(p) for p in TRAIN_PARTS)
         return self.est[stage]
@@ -153,8 +157,8 @@ class JourneyProgress:
         return seconds
 
     def dataset_measured(self, seconds: float, passages: int, built: bool) -> None:
-        if built and passages:  # a reused version says nothing about generation speed
-            self.measured["per_passage"] = seconds / passages
+        if built and passages:  # a reused version says nothing about the build's speed
+            self.measured[self.per_passage] = seconds / passages
 
     def train_event(self, event: dict[str, Any]) -> None:
         """The `progress` of `finetune.train.train`: its parts and its steps."""

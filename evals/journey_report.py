@@ -25,7 +25,6 @@ from core.registry import write_json_atomic
 from finetune.sft import minutes
 
 ANSWER_GRACE = 48  # tokens past the budget to end on a full sentence (as the gate answers)
-GATE_TEXT_CAP = 600  # characters of each answer the gate keeps (evals/gate_answers.py)
 
 
 def _code_version() -> str:
@@ -69,13 +68,9 @@ def _answer_key(ref: str, messages: list[dict[str, str]], max_tokens: int) -> st
 
 
 def gate_answers(gate: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """The gate's own greedy answers, "candidate" / "reference" → request → text, keeping
-    only whole ones: the gate stores at most `GATE_TEXT_CAP` characters, and an answer made
-    with `sentence_grace` ends on a full sentence, so a shorter text ending on one is whole.
-    Same prompt, budget, backend and greedy decoding as `answers`: reusing them shows the
-    user the very answers the gate judged, without generating them twice."""
-    from core.llm.base import ends_sentence
-
+    """The gate's own greedy answers, "candidate" / "reference" → request → text. Same
+    prompt, budget, backend and greedy decoding as `answers`: reusing them shows the user
+    the very answers the gate judged, without generating them twice."""
     roles = (gate.get("metrics") or {}).get("answers") or {}
     out: dict[str, dict[str, str]] = {}
     for role, report in roles.items():
@@ -84,8 +79,7 @@ def gate_answers(gate: dict[str, Any]) -> dict[str, dict[str, str]]:
             row["request"]: row["text"]
             for row in rows or []
             if isinstance(row, dict) and isinstance(row.get("text"), str) and row.get("request")
-            and len(row["text"]) < GATE_TEXT_CAP and ends_sentence(row["text"])
-        }  # fmt: skip
+        }
         out["candidate" if role == "candidate" else "reference"] = kept
     return out
 

@@ -60,7 +60,7 @@ def known_authors() -> list[str]:
 
 
 def poll_once(
-    authors: list[str] | None, train_config: Any, use_llm: bool = True
+    authors: list[str] | None, train_config: Any, use_llm: bool = False
 ) -> list[dict[str, Any]]:
     from evals.promotion import PromotionRefused, promote
     from finetune.datasets import DatasetError, author_slug, build_instruct_dataset
@@ -106,7 +106,7 @@ def poll_once(
 
 
 def watch(
-    authors: list[str] | None, train_config: Any, interval: float, once: bool, use_llm: bool = True
+    authors: list[str] | None, train_config: Any, interval: float, once: bool, use_llm: bool = False
 ) -> list[dict[str, Any]]:
     while True:
         results = poll_once(authors, train_config, use_llm)
@@ -122,6 +122,6 @@ def watch_command(args: argparse.Namespace) -> int:
     from finetune.cli import print_result, train_config_from_args
 
     config = train_config_from_args(args)
-    results = watch(args.author, config, args.interval, args.once, not args.no_llm)
+    results = watch(args.author, config, args.interval, args.once, args.llm_instructions)
     print_result(results, args.json)
     return 0

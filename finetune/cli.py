@@ -163,10 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--generator",
         default=None,
-        help="generator LLM ref for instructions (default: the offline model)",
+        help="with --llm-instructions: the LLM ref (default: the offline small model)",
     )
     build.add_argument("--base-model", default=None, help="model for preference 'rejected' answers")
-    build.add_argument("--no-llm", action="store_true", help="deterministic templates only")
+    build.add_argument(
+        "--llm-instructions",
+        action="store_true",
+        help="the generator writes each passage's request (default: templates)",
+    )
+    build.add_argument(
+        "--no-llm", action="store_true", help="preference 'rejected' answers from templates"
+    )
     build.add_argument("--max-pairs", type=int, default=0)
     build.add_argument("--test-fraction", type=float, default=0.2)
     build.add_argument("--force", action="store_true", help="rebuild even if the version exists")
@@ -213,8 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_train_args(tw, dataset_help="default: build the author's dataset (a no-op when "
                     "their documents did not change)")  # fmt: skip
-    tw.add_argument("--no-llm", action="store_true", help="dataset instructions from templates")
-    tw.add_argument("--generator", default=None, help="LLM ref that writes the instructions")
+    tw.add_argument(
+        "--llm-instructions",
+        action="store_true",
+        help="an LLM writes each passage's request (default: templates from its headings; "
+        "the small offline generator fell back to them for most passages anyway)",
+    )
+    tw.add_argument("--no-llm", action="store_true", help=argparse.SUPPRESS)  # the default now
+    tw.add_argument("--generator", default=None, help="with --llm-instructions: the LLM ref")
     tw.add_argument("--json", action="store_true", help="print the result object as JSON")
 
     w = sub.add_parser(
@@ -226,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--author", action="append", default=None, help="repeatable; default: all")
     w.add_argument("--interval", type=float, default=3600.0, help="seconds between polls")
     w.add_argument("--once", action="store_true")
-    w.add_argument("--no-llm", action="store_true")
+    w.add_argument("--llm-instructions", action="store_true", help="as for `twin`")
+    w.add_argument("--no-llm", action="store_true", help=argparse.SUPPRESS)  # the default now
     w.add_argument("--json", action="store_true")
     _add_train_args(w, with_author=False)
     return parser
@@ -332,7 +346,7 @@ def _dataset(args: argparse.Namespace) -> int:
             args.author,
             params=params,
             generator=args.generator,
-            use_llm=not args.no_llm,
+            use_llm=args.llm_instructions,
             force=args.force,
             progress=not args.json,
         )

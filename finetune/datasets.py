@@ -221,7 +221,7 @@ def build_instruct_dataset(
     *,
     params: BuildParams | None = None,
     generator: str | None = None,
-    use_llm: bool = True,
+    use_llm: bool = False,
     client: Any = None,
     force: bool = False,
     progress: bool = False,

@@ -239,7 +239,8 @@ def starter_for(category: str, platform: str) -> str:
 
 
 def template_instruction(passage: dict[str, Any], doc: dict[str, Any]) -> str:
-    """Deterministic instruction from heading / title / first sentence, per category."""
+    """Deterministic instruction from heading and title, else title / first sentence, per
+    category (the default: `--llm-instructions` has the generator write them instead)."""
     category = doc.get("category", "articles")
     title = (doc.get("title") or "").strip()
     if category == "repositories":
@@ -257,7 +258,10 @@ def template_instruction(passage: dict[str, Any], doc: dict[str, Any]) -> str:
         topic = title if title and not passage["text"].startswith(title[:30]) else gist
         return f"{starter} {_lower_first(topic)}."
     if heading and title and heading != title:
-        return f'Write the "{heading}" section of an article on "{title}", explaining {gist}.'
+        # Not the passage's opening sentence as well: trained on requests that hold it, the
+        # twin learnt to restate the request (Alyssa Coghlan's held-out requests: Delta to
+        # her style 0.264 / 0.250 with it, 0.245 / 0.239 without; degenerate 12% → 0%).
+        return f'Write the "{heading}" section of an article on "{title}".'
     topic = heading or title
     if topic and gist:
         return f'Write an article section on "{topic}", explaining {gist}.'

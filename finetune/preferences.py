@@ -123,9 +123,7 @@ def build_preference_dataset(
     params = params or BuildParams()
     author = " ".join(author.split())
     if instruct is None:
-        instruct = build_instruct_dataset(
-            author, params=params, use_llm=use_llm, progress=progress, **instruct_kwargs
-        )
+        instruct = build_instruct_dataset(author, params=params, progress=progress, **instruct_kwargs)
     base_model = base_model or OFFLINE_TRAIN_BASE
     feedback = feedback_pairs(_feedback_records())
     identity = {

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import random
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,8 @@ class TrainConfig:
     beta: float = 0.1  # DPO temperature
     eval_max_examples: int = 64
     eval_window: int = 512  # tokens per window of the held-out document perplexity
+    # Words of the held-out documents scored, shared among them (0 = the whole documents).
+    eval_document_words: int = 0
     registry_name: str = "twin"
     register: bool = True
     export_int8: bool = True
@@ -157,7 +160,13 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():
+        # peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates: a
+        # FutureWarning in every training run's progress that no user can act on.
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+        )
+        return get_peft_model(model, lora)
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -203,6 +212,7 @@ def _sft(
     from finetune.train_data import (
         document_texts,
         encode_split,
+        leading_words,
         to_dataset,
         training_items,
         windows,
@@ -232,7 +242,9 @@ def _sft(
         documents={
             name: texts
             for name, texts in {
-                "eval_documents": document_texts(dd["test"]),
+                "eval_documents": leading_words(
+                    document_texts(dd["test"]), config.eval_document_words
+                ),
                 **{f"eval_{n}": t for n, t in (extra_documents or {}).items()},
             }.items()
             if texts

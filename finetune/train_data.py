@@ -69,6 +69,26 @@ def document_texts(rows: Iterable[dict]) -> list[str]:
     return ["\n\n".join(parts) for parts in by_doc.values()]
 
 
+def leading_words(texts: list[str], budget: int) -> list[str]:
+    """Each text's leading paragraphs, `budget` words shared evenly among the texts (at
+    least one paragraph each); 0 keeps them whole. Whole paragraphs, so that word
+    perplexity counts exactly the words scored."""
+    if budget <= 0 or not texts:
+        return texts
+    share = max(1, budget // len(texts))
+    out = []
+    for text in texts:
+        kept: list[str] = []
+        words = 0
+        for paragraph in text.split("\n\n"):
+            if kept and words + len(paragraph.split()) > share:
+                break
+            kept.append(paragraph)
+            words += len(paragraph.split())
+        out.append("\n\n".join(kept))
+    return out
+
+
 def encode_document(tokenizer: Any, text: str) -> dict[str, list[int]] | None:
     """A whole document for the raw-text objective: every token (and the final EOS) learned."""
     eos = getattr(tokenizer, "eos_token", None) or ""

@@ -24,7 +24,7 @@ def _seed(n_topics: int = 2, extra: list | None = None) -> None:
 @pytest.mark.slow
 def test_instruct_build_versions_splits_and_filters(data_dir):
     _seed()
-    first = fds.build_instruct_dataset(AUTHOR)  # the real offline generator LLM
+    first = fds.build_instruct_dataset(AUTHOR, use_llm=True)  # the real offline generator LLM
     assert first.built
     dd, manifest = fds.load_dataset_version(fds.INSTRUCT, AUTHOR)
     assert manifest["version"] == first.version
@@ -52,7 +52,7 @@ def test_instruct_build_versions_splits_and_filters(data_dir):
     assert {s["document_id"] for s in manifest["sources"]} == set(sources)
 
     # Same inputs → same version, nothing rebuilt; the latest pointer names it.
-    again = fds.build_instruct_dataset(AUTHOR)
+    again = fds.build_instruct_dataset(AUTHOR, use_llm=True)
     assert again.version == first.version and not again.built
     pointer = json.loads(fds.latest_pointer(fds.INSTRUCT, AUTHOR).read_text())
     assert pointer["version"] == first.version
@@ -116,6 +116,14 @@ def test_quality_filters():
     assert (
         check_instruction("Write a post about retries with jitter in pipelines.", passage) is None
     )
+    # An article section's request names its heading and title, never its opening words
+    # (a twin trained on requests that hold them learns to restate the request).
+    article = {"category": "articles", "title": "Measure, then choose"}
+    section = {"text": "Benchmarks decide. Opinions wait for numbers.", "heading": "Why"}
+    request = template_instruction(section, article)
+    assert request == 'Write the "Why" section of an article on "Measure, then choose".'
+    untitled = template_instruction({"text": section["text"], "heading": ""}, article)
+    assert "benchmarks decide" in untitled.lower()  # no heading: the gist tells them apart
     doc = {"category": "repositories", "title": "boring-tools"}
     assert template_instruction({"text": "x", "path": "retry.py", "symbol": None}, doc) == (
         "Write the Python code for `retry.py` in the boring-tools repository."

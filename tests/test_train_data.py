@@ -44,6 +44,18 @@ def test_document_texts_rejoin_each_documents_passages_in_order():
     ]
 
 
+def test_leading_words_share_a_word_budget_in_whole_paragraphs():
+    from finetune.train_data import leading_words
+
+    long = "\n\n".join(f"Paragraph {i} has exactly six words." for i in range(10))
+    short = "One short paragraph of six words."
+    assert leading_words([long, short], 0) == [long, short]  # 0: whole documents
+    kept = leading_words([long, short], 24)  # 12 words each: two paragraphs of the long one
+    assert kept[0] == "\n\n".join(long.split("\n\n")[:2]) and kept[1] == short
+    # A paragraph longer than the share is still kept whole (one at least per text).
+    assert leading_words([long], 1) == [long.split("\n\n")[0]]
+
+
 def test_objectives(tokenizer):
     from finetune.train_data import training_items
 

@@ -92,12 +92,13 @@ def test_journey_end_to_end(data_dir: Path, capsys, monkeypatch: pytest.MonkeyPa
     reset_settings()
     _seed(demo_corpus.corpus(n_topics=2))
 
-    args = ["twin", "--author", AUTHOR, "--base-model", BASE, "--no-llm", "--max-steps", "2",
+    args = ["twin", "--author", AUTHOR, "--base-model", BASE, "--max-steps", "2",
             "--seq-len", "128", "--batch-size", "2", "--lr", "1e-3"]  # fmt: skip
     code = main([*args, "--json"])
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert code == (0 if result["promoted"] else 1)
+    assert result["instructions"] == "template"  # the default: no generator run
 
     # Progress: a line per stage, step and export part, each with the journey's clock.
     err = captured.err
@@ -107,6 +108,7 @@ def test_journey_end_to_end(data_dir: Path, capsys, monkeypatch: pytest.MonkeyPa
     assert "export: GGUF Q8_0" in err
     assert "elapsed, ~" in err and "left" in err
     assert "\r" not in err  # not a terminal: whole lines, no bar redraws
+    assert "Warning" not in err  # no library deprecation notices between the lines
 
     # A registry version, promoted exactly when the gate said so.
     version = result["version"]
@@ -128,6 +130,9 @@ def test_journey_end_to_end(data_dir: Path, capsys, monkeypatch: pytest.MonkeyPa
         assert pair["request"] and pair["author_text"]
         assert isinstance(pair["before"], str) and isinstance(pair["after"], str)
     assert report["before"]["ref"] == BASE and report["candidate"] == f"registry:twin@{version}"
+    # The gate answered exactly these requests: the report shows its answers, whole.
+    assert result["caches"]["after_answers_reused"] == 3
+    assert result["caches"]["before_answers_reused"] == 3
     markdown = Path(result["report"]["markdown"]).read_text("utf-8")
     assert markdown.count("**Before**") == 3 and markdown.count("**After**") == 3
 
