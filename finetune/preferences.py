@@ -116,7 +116,12 @@ def build_preference_dataset(
     progress: bool = False,
     **instruct_kwargs: Any,
 ) -> DatasetVersion:
-    """Preference pairs (prompt, chosen = author, rejected = base model) + feedback pairs."""
+    """Preference pairs (prompt, chosen = author, rejected = base model) + feedback pairs.
+
+    `use_llm` is about the rejected side only: the base model writes those answers, else a
+    generic template does. The instruct version the pairs come from is `instruct`, or one
+    built with `instruct_kwargs` (its requests from templates unless they say
+    `use_llm=True`)."""
     from core.settings import OFFLINE_TRAIN_BASE
     from finetune.generator import GenerationClient, generator_id, generic_answer
 
