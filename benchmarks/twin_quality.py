@@ -115,6 +115,10 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "tuned-ungrounded": (
         "registry:default-{author}@candidate", "llamacpp", {"grounded_names": False}, {},
     ),
+    # The served default without the recitation guard (core/llm/recitation.py).
+    "tuned-reciting": (
+        "registry:default-{author}@candidate", "llamacpp", {"max_copied_words": 0}, {},
+    ),
     "tuned-dry": ("registry:default-{author}@candidate", "llamacpp", {"dry_multiplier": 0.8}, {}),
     # DRY on one spelling of a word only (before: "arecurrently", "metho d").
     "tuned-dry-one-spelling": (

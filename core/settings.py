@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # prompt (request, excerpts, earlier turns) or the author's writing spells them
     # (core/llm/grounded_names.py; local runtimes).
     LLM_GROUNDED_NAMES: bool = True
+    # The longest run of consecutive words of the author's documents a twin's answer may
+    # copy (core/llm/recitation.py; local runtimes); 0 lets it recite.
+    LLM_MAX_COPIED_WORDS: int = Field(default=6, ge=0)
     # Generations at once in this process (1 on CPU; more for a batching LLM_BASE_URL
     # server), how long a request waits in line for one, and models kept loaded.
     LLM_CONCURRENCY: int = Field(default=1, ge=1)

@@ -127,7 +127,9 @@ def answers(
             hits += 1
             continue
         messages = twin_messages(passage.instruction, passage.context, author)
-        key = _answer_key(f"{ref}|grounded={grounding['grounded_names']}", messages, max_tokens)
+        copied = grounding.get("max_copied_words", 0)
+        decoding = f"grounded={grounding['grounded_names']}|copied<={copied}"
+        key = _answer_key(f"{ref}|{decoding}", messages, max_tokens)
         path = folder / f"{key}.json" if cache else None
         if path is not None and path.exists():
             out.append(json.loads(path.read_text("utf-8"))["answer"])

@@ -1,5 +1,6 @@
-"""An author's own writing as the store holds it: their cleaned documents, and the names
-those documents spell (what grounded decoding lets the twin state, core/llm/grounded_names.py)."""
+"""An author's own writing as the store holds it: their cleaned documents, the names those
+documents spell (what grounded decoding lets the twin state, core/llm/grounded_names.py) and
+their words in order (what the recitation guard keeps it from copying, core/llm/recitation.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import Any
 
 from core.domain import CLEANED_COLLECTIONS, author_id_for
 from core.llm.grounded_names import NameIndex
+from core.verbatim import CopyIndex
 
-_NAMES_LOCK = threading.Lock()
-# author → (fingerprint of their documents, the index): rebuilt only when the writing changes.
-_NAMES: dict[str, tuple[str, NameIndex]] = {}
+_INDEXES_LOCK = threading.Lock()
+# author → (fingerprint of their documents, the indexes): rebuilt only when the writing changes.
+_INDEXES: dict[str, tuple[str, AuthorIndexes]] = {}
 
 
 def load_cleaned_documents(
@@ -63,8 +65,26 @@ def load_cleaned_documents(
     return sorted(docs, key=lambda d: (str(d["category"]), str(d["document_id"])))
 
 
-def author_name_index(author: str, client: Any = None) -> NameIndex | None:
-    """The names the author's cleaned documents spell (None when the store holds none of
+class AuthorIndexes:
+    """What decoding checks an answer against: the names the author's documents spell and
+    their words in order (the recitation guard's index, built on first use)."""
+
+    def __init__(self, text: str) -> None:
+        self.names = NameIndex(text)
+        self._text = text
+        self._copy: CopyIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def copy(self) -> CopyIndex:
+        with self._lock:
+            if self._copy is None:
+                self._copy = CopyIndex(self._text.split("\x00"))
+            return self._copy
+
+
+def author_indexes(author: str, client: Any = None) -> AuthorIndexes | None:
+    """The indexes of the author's cleaned documents (None when the store holds none of
     their writing). Cached per author until their documents change."""
     # Per request only ids and hashes are read; the writing itself when it changed.
     stamps = load_cleaned_documents(author, client, fields=["content_hash"])
@@ -74,26 +94,41 @@ def author_name_index(author: str, client: Any = None) -> NameIndex | None:
     for doc in stamps:
         digest.update(f"{doc['document_id']}|{doc.get('content_hash', '')}\n".encode())
     fingerprint = digest.hexdigest()
-    with _NAMES_LOCK:
-        cached = _NAMES.get(author)
+    with _INDEXES_LOCK:
+        cached = _INDEXES.get(author)
         if cached and cached[0] == fingerprint:
             return cached[1]
     docs = load_cleaned_documents(author, client)
     if not docs:
         return None
-    index = NameIndex("\n".join(str(doc["content"]) for doc in docs))
-    with _NAMES_LOCK:
-        _NAMES[author] = (fingerprint, index)
-    return index
+    # NUL never occurs in cleaned text: it keeps the documents apart for the copy index.
+    indexes = AuthorIndexes("\x00".join(str(doc["content"]) for doc in docs))
+    with _INDEXES_LOCK:
+        _INDEXES[author] = (fingerprint, indexes)
+    return indexes
+
+
+def author_name_index(author: str, client: Any = None) -> NameIndex | None:
+    """The names the author's cleaned documents spell (None when the store holds none of
+    their writing)."""
+    indexes = author_indexes(author, client)
+    return indexes.names if indexes else None
 
 
 def grounding_kwargs(author: str, client: Any = None) -> dict[str, Any]:
     """The generation kwargs that keep the twin's answer to names it was given
-    (core/llm/grounded_names.py): on or off by `LLM_GROUNDED_NAMES`, with the author's own names
-    beside the prompt's. One place for the served answer, the gate and the benchmarks."""
+    (core/llm/grounded_names.py, on or off by `LLM_GROUNDED_NAMES`, with the author's own
+    names beside the prompt's) and from reciting the author's documents
+    (core/llm/recitation.py, `LLM_MAX_COPIED_WORDS`). One place for the served answer, the
+    gate and the benchmarks."""
     from core.settings import get_settings
 
-    if not get_settings().LLM_GROUNDED_NAMES:
-        return {"grounded_names": False}
-    sources = author_name_index(author, client) if author else None
-    return {"grounded_names": True, "grounding_sources": sources}
+    settings = get_settings()
+    names, max_copied = settings.LLM_GROUNDED_NAMES, settings.LLM_MAX_COPIED_WORDS
+    indexes = author_indexes(author, client) if author and (names or max_copied) else None
+    kwargs: dict[str, Any] = {"grounded_names": names}
+    if names:
+        kwargs["grounding_sources"] = indexes.names if indexes else None
+    if max_copied and indexes is not None:
+        kwargs.update(recitation_index=indexes.copy, max_copied_words=max_copied)
+    return kwargs

@@ -150,10 +150,13 @@ def test_the_twin_grounds_in_the_authors_stored_writing(
     assert kwargs["grounding_sources"].spells("with_retries")  # a name Maya wrote
     assert not kwargs["grounding_sources"].spells("my_function")
     assert author_name_index(author) is kwargs["grounding_sources"]  # cached
+    assert kwargs["max_copied_words"] == 6
+    assert kwargs["recitation_index"].words > 1000  # the recitation guard's index of Maya's words
     assert grounding_kwargs("Nobody Here") == {"grounded_names": True, "grounding_sources": None}
     state = {"request": "Write about retries", "filters": {"author": author}}
     assert asyncio.run(grounding(state, Configuration()))["grounded_names"] is True
     assert asyncio.run(grounding({**state, "request": "hi"}, Configuration())) == {}
     monkeypatch.setenv("LLM_GROUNDED_NAMES", "false")
+    monkeypatch.setenv("LLM_MAX_COPIED_WORDS", "0")
     reset_settings()
     assert grounding_kwargs(author) == {"grounded_names": False}

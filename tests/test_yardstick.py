@@ -8,8 +8,8 @@ import random
 
 import pytest
 
+from core.verbatim import CopyIndex, copy_tokens
 from evals.answer_quality import degenerate_reasons, other_scripts, prose_word_share
-from evals.voice.copying import CopyIndex, copy_tokens
 from evals.voice.invented_specifics import Sources, extract_specifics, invented_specifics
 from evals.voice.mangled_words import mangled_words
 from evals.voice.yardstick import AnswerRecord, VoiceYardstick

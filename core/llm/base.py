@@ -30,7 +30,6 @@ PromptOrMessages = str | Messages
 BACKENDS = ("auto", "openai", "llamacpp", "torch-int8", "torch-fp32")
 
 
-
 @dataclass(frozen=True)
 class GenerationDefaults:
     """Sampling knobs of one model, used when a call does not set them.
@@ -90,9 +89,7 @@ def trim_to_sentence(text: str) -> str:
     return stripped[: cut + 1].rstrip() if cut > 0 else stripped
 
 
-def _sentence_bounded(
-    pieces: Iterator[str], budget: int, count_tokens: Any
-) -> Iterator[str]:
+def _sentence_bounded(pieces: Iterator[str], budget: int, count_tokens: Any) -> Iterator[str]:
     """Past `budget` tokens, stop at the first sentence end (the caller asked the backend
     for a few more tokens than the budget, so answers finish their last sentence)."""
     text = ""
@@ -212,6 +209,8 @@ class BaseLLM:
         # Off unless asked: the twin's answers ask (retrievers.author_corpus.grounding_kwargs);
         # JSON for self-query, expansions and judges must not be steered.
         kwargs.setdefault("grounded_names", False)
+        # Likewise the recitation guard (core/llm/recitation.py): the author's corpus index.
+        kwargs.setdefault("recitation_index", None)
         stops = list(dict.fromkeys([*(stop or ()), *self.defaults.stop]))
         return budget, grace, float(temperature), stops
 
@@ -401,5 +400,3 @@ def _registry_version(ref: str) -> Any | None:
         return get_registry().resolve(ref)
     except RegistryError:
         return None
-
-

@@ -16,10 +16,9 @@ an inner underscore or dot (`snake_case`, `os.path`), an inner capital (`CamelCa
 Capitalised words of prose (people, tools) are not checked: the prompt's words are too few
 to tell a new name from an ordinary capitalised word.
 
-Only the `top_k` best candidates are checked at each step (the ones greedy or top-p
-decoding can pick); when all of them fail, the step is left alone rather than forcing an
-unlikely token. Applied as a logits processor, the public hook of both runtimes, like DRY
-(core/llm/dry.py) and the script mask.
+Only the `top_k` best candidates are checked at each step (core/llm/answer_masks.py), as a
+logits processor, the public hook of both runtimes, like DRY (core/llm/dry.py) and the
+script mask.
 """
 
 from __future__ import annotations
@@ -27,9 +26,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+
+from core.llm.answer_masks import LlamaCppAnswerMask, TopCandidates, TransformersAnswerMask
 
 _RUN_RE = re.compile(r"[\w.]+")
 _OPEN_WORD_RE = re.compile(r"[\w.]*$")
@@ -74,7 +74,7 @@ class NameIndex:
         return word in self._names or self.starts(word + ".")
 
 
-def _in_code_span(line: str) -> bool:
+def in_code_span(line: str) -> bool:
     """Whether the end of `line` is inside a `code span` (fences and ``double`` ticks
     count as one tick)."""
     return line.replace("```", "").replace("``", "`").count("`") % 2 == 1
@@ -110,9 +110,7 @@ class GroundedNames:
 
     def __init__(self, indexes: Sequence[NameIndex], top_k: int = 40) -> None:
         self.indexes = list(indexes)
-        self.top_k = top_k
-        self.blocked = 0  # tokens turned away, for tests and benchmarks
-        self.gave_up = 0  # steps where every checked candidate failed
+        self._top = TopCandidates(top_k)
         self._own = NameIndex("")
         self._own_text = ""
 
@@ -165,7 +163,7 @@ class GroundedNames:
                 continue
             else:
                 called = finished and joined[match.end()] == "("
-                in_code = _in_code_span(joined[line_start : match.start()])
+                in_code = in_code_span(joined[line_start : match.start()])
                 if not _claims_a_name(word, in_code, called):
                     continue
             known = self._spells(lowered) if finished else self._starts(lowered.rstrip("."))
@@ -181,19 +179,15 @@ class GroundedNames:
         name set to -inf."""
         self._learn_own_names(text)
         in_fence = text.count("```") % 2 == 1
-        k = min(self.top_k, scores.shape[-1])
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.isfinite(scores[top])]
-        refused = [
-            int(t) for t in top if t < len(pieces) and not self.allows(text, pieces[t], in_fence)
-        ]
-        if refused and len(refused) == len(top):
-            self.gave_up += 1
-            return scores
-        if refused:
-            scores[np.asarray(refused, dtype=np.int64)] = -np.inf
-            self.blocked += len(refused)
-        return scores
+        return self._top.refuse(scores, pieces, lambda piece: self.allows(text, piece, in_fence))
+
+    @property
+    def blocked(self) -> int:
+        return self._top.blocked
+
+    @property
+    def gave_up(self) -> int:
+        return self._top.gave_up
 
 
 def grounded_names(prompt: str, sources: NameIndex | None, top_k: int) -> GroundedNames:
@@ -202,63 +196,19 @@ def grounded_names(prompt: str, sources: NameIndex | None, top_k: int) -> Ground
     return GroundedNames([NameIndex(prompt), *([sources] if sources else [])], top_k)
 
 
-class _Decoded:
-    """The answer's text so far, from the token ids a runtime passes to its processors (the
-    prompt's ids first: the first call sees the prompt alone)."""
-
-    def __init__(self, pieces: Sequence[str]) -> None:
-        self.pieces = pieces
-        self.prompt_length: int | None = None
-        self.seen = 0
-        self.text = ""
-
-    def update(self, ids: Sequence[int]) -> tuple[str, str | None]:
-        """(answer text, prompt text on the first call else None)."""
-        prompt = None
-        if self.prompt_length is None:
-            self.prompt_length = self.seen = len(ids)
-            prompt = "".join(self.pieces[int(i)] for i in ids if int(i) < len(self.pieces))
-        new = ids[self.seen :]
-        self.text += "".join(self.pieces[int(i)] for i in new if int(i) < len(self.pieces))
-        self.seen = len(ids)
-        return self.text, prompt
-
-
-class _GroundedProcessor:
-    """What both runtimes' processors share: the answer decoded from the ids they pass,
-    and the check built from the prompt on the first call."""
+class LlamaCppGroundedNames(LlamaCppAnswerMask):
+    """A llama-cpp-python `logits_processor` keeping the answer to grounded names."""
 
     def __init__(
         self, pieces: Sequence[str], sources: NameIndex | None = None, top_k: int = 40
     ) -> None:
-        self.decoded = _Decoded(pieces)
-        self.sources, self.top_k = sources, top_k
-        self.names: GroundedNames | None = None
-
-    def _mask(self, ids: Sequence[int], row: np.ndarray) -> np.ndarray:
-        text, prompt = self.decoded.update(ids)
-        if prompt is not None:
-            self.names = grounded_names(prompt, self.sources, self.top_k)
-        assert self.names is not None
-        return self.names.mask(text, row, self.decoded.pieces)
+        super().__init__(pieces, lambda prompt: grounded_names(prompt, sources, top_k))
 
 
-class LlamaCppGroundedNames(_GroundedProcessor):
-    """A llama-cpp-python `logits_processor`: (input_ids, scores) → scores."""
+class TransformersGroundedNames(TransformersAnswerMask):
+    """A transformers `LogitsProcessor` keeping the answer to grounded names."""
 
-    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        return self._mask(input_ids, scores)
-
-
-class TransformersGroundedNames(_GroundedProcessor):
-    """A transformers `LogitsProcessor` (duck-typed: generate() only calls it); one row."""
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        row = scores[0].float().cpu().numpy()
-        masked = self._mask(input_ids[0].tolist(), row.copy())
-        refused = np.flatnonzero(np.isneginf(masked) & ~np.isneginf(row))
-        if refused.size:
-            scores[0, torch.as_tensor(refused, device=scores.device)] = float("-inf")
-        return scores
+    def __init__(
+        self, pieces: Sequence[str], sources: NameIndex | None = None, top_k: int = 40
+    ) -> None:
+        super().__init__(pieces, lambda prompt: grounded_names(prompt, sources, top_k))

@@ -35,8 +35,9 @@ def llamacpp_available() -> bool:
 
 
 class _VocabMasks:
-    """What the logits processors need from a model's vocabulary, computed once per model:
-    DRY's sequence breakers and the tokens of other scripts (core/llm/script_mask.py)."""
+    """The logits processors a generation asks for, and what they need from a model's
+    vocabulary, computed once per model: DRY's sequence breakers, the tokens of other
+    scripts (core/llm/script_mask.py), each token's text (the answer checks)."""
 
     _vocab_pieces: list[tuple[int, str]]  # (token id, its text), a cached property below
 
@@ -56,7 +57,8 @@ class _VocabMasks:
 
     @cached_property
     def _piece_texts(self) -> list[str]:
-        """Each token id's text, indexed by id (the grounded-names check reads it)."""
+        """Each token id's text, indexed by id (grounded names and the recitation guard
+        read it)."""
         texts = [""] * (max((token for token, _ in self._vocab_pieces), default=-1) + 1)
         for token, text in self._vocab_pieces:
             texts[token] = text
@@ -70,6 +72,40 @@ class _VocabMasks:
         if script not in cache:
             cache[script] = foreign_tokens(self._vocab_pieces if script != "any" else (), script)
         return cache[script]
+
+    def _logits_processors(self, kwargs: dict[str, Any], llamacpp: bool) -> list[Any]:
+        """The checks a generation asked for, as llama-cpp-python's or transformers' logits
+        processors: DRY, the script mask, grounded names and the recitation guard."""
+        from core.llm import dry, grounded_names, recitation, script_mask
+
+        processors: list[Any] = []
+        if kwargs.get("dry_multiplier"):
+            penalty = dry.Dry(multiplier=float(kwargs["dry_multiplier"]))
+            spellings = self._spellings if kwargs.get("dry_spellings") else None
+            kind = dry.LlamaCppDry if llamacpp else dry.TransformersDry
+            processors.append(kind(penalty, self._breakers, spellings))
+        banned = self._foreign_tokens(kwargs.get("script") or "any")
+        if banned.size:
+            mask = (
+                script_mask.LlamaCppScriptMask if llamacpp else script_mask.TransformersScriptMask
+            )
+            processors.append(mask(banned))
+        if kwargs.get("grounded_names"):
+            names = (
+                grounded_names.LlamaCppGroundedNames
+                if llamacpp
+                else grounded_names.TransformersGroundedNames
+            )
+            processors.append(names(self._piece_texts, kwargs.get("grounding_sources")))
+        index, max_copied = kwargs.get("recitation_index"), kwargs.get("max_copied_words")
+        if index is not None and max_copied:
+            guard = (
+                recitation.LlamaCppRecitationGuard
+                if llamacpp
+                else recitation.TransformersRecitationGuard
+            )
+            processors.append(guard(self._piece_texts, index, int(max_copied)))
+        return processors
 
 
 # --------------------------------------------------------------------------- transformers
@@ -115,30 +151,11 @@ class TransformersLLM(_VocabMasks, BaseLLM):
             gen_kwargs["max_time"] = float(kwargs["max_time"])
         if kwargs.get("no_repeat_ngram_size"):
             gen_kwargs["no_repeat_ngram_size"] = int(kwargs["no_repeat_ngram_size"])
-        processors: list[Any] = []
-        if kwargs.get("dry_multiplier"):
-            from core.llm.dry import Dry, TransformersDry
-
-            dry = Dry(multiplier=float(kwargs["dry_multiplier"]))
-            spellings = self._spellings if kwargs.get("dry_spellings") else None
-            processors.append(TransformersDry(dry, self._breakers, spellings))
-        banned = self._foreign_tokens(kwargs.get("script") or "any")
-        if banned.size:
-            from core.llm.script_mask import TransformersScriptMask
-
-            processors.append(TransformersScriptMask(banned))
-        if kwargs.get("grounded_names"):
-            from core.llm.grounded_names import TransformersGroundedNames
-
-            processors.append(
-                TransformersGroundedNames(self._piece_texts, kwargs.get("grounding_sources"))
-            )
+        processors = self._logits_processors(kwargs, llamacpp=False)
         if processors:
             gen_kwargs["logits_processor"] = processors
         if temperature and temperature > 0:
-            gen_kwargs.update(
-                do_sample=True, temperature=float(temperature), top_p=kwargs["top_p"]
-            )
+            gen_kwargs.update(do_sample=True, temperature=float(temperature), top_p=kwargs["top_p"])
         else:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         # The run's cancel flag (client gone, deadline) and the consumer stopping early
@@ -274,7 +291,9 @@ class LlamaCppLLM(_VocabMasks, BaseLLM):
     @cached_property
     def _vocab_pieces(self) -> list[tuple[int, str]]:
         detokenize = self.llama.detokenize
-        return [(i, detokenize([i]).decode("utf-8", "replace")) for i in range(self.llama.n_vocab())]
+        return [
+            (i, detokenize([i]).decode("utf-8", "replace")) for i in range(self.llama.n_vocab())
+        ]
 
     def _stream_pieces(
         self,
@@ -296,24 +315,7 @@ class LlamaCppLLM(_VocabMasks, BaseLLM):
             "stop": list(stop) or None,
             "stream": True,
         }
-        processors: list[Any] = []
-        if kwargs.get("dry_multiplier"):
-            from core.llm.dry import Dry, LlamaCppDry
-
-            dry = Dry(multiplier=float(kwargs["dry_multiplier"]))
-            spellings = self._spellings if kwargs.get("dry_spellings") else None
-            processors.append(LlamaCppDry(dry, self._breakers, spellings))
-        banned = self._foreign_tokens(kwargs.get("script") or "any")
-        if banned.size:
-            from core.llm.script_mask import LlamaCppScriptMask
-
-            processors.append(LlamaCppScriptMask(banned))
-        if kwargs.get("grounded_names"):
-            from core.llm.grounded_names import LlamaCppGroundedNames
-
-            processors.append(
-                LlamaCppGroundedNames(self._piece_texts, kwargs.get("grounding_sources"))
-            )
+        processors = self._logits_processors(kwargs, llamacpp=True)
         if processors:
             from llama_cpp import LogitsProcessorList
 
@@ -386,5 +388,3 @@ def _tokenizer_for(ref: str) -> Any | None:
         # frames (and the model they loaded) alive.
         log.warning("no HF tokenizer for %s (%s); using the GGUF chat template", ref, str(exc))
         return None
-
-

@@ -5,7 +5,7 @@ fine-tuned twin memorised, so a twin that recites them "is" the author. This sco
 answer on measures a recital fails, always beside the same figure for GOLD — the author's
 own held-out writing — so every number has its natural level next to it:
 
-- copy (`evals.voice.copying`): the longest verbatim word span the answer shares with the
+- copy (`core.verbatim`): the longest verbatim word span the answer shares with the
   author's training documents, and the share of its word 8-grams found in them;
 - style (`evals.voice.stylometry`): top-1 attribution by a classifier on topic-free
   features (function words, punctuation, lengths, formatting, person), beside the char
@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from core.verbatim import CopyIndex
 from evals.answer_quality import (
     LATIN_LANGUAGES,
     MAX_CHROME_LINES,
@@ -63,7 +64,6 @@ from evals.answer_quality import (
     passages,
     prose_word_share,
 )
-from evals.voice.copying import CopyIndex
 from evals.voice.invented_specifics import Sources, invented_specifics
 from evals.voice.mangled_words import mangled_words
 from evals.voice.stylometry import StyleSpace, delta
