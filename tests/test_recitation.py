@@ -55,9 +55,9 @@ def test_a_word_is_refused_where_it_would_start_the_fifth_copied_word(
     assert guard.allows(text, piece) is allowed
 
 
-def test_code_and_links_are_spelt_one_way_so_they_are_neither_checked_nor_counted() -> None:
-    """A URL or a signature recited word for word is not the author's voice being copied,
-    and breaking one ("peps.python-ideas-guide. org") is worse than copying it."""
+def test_code_links_and_headings_are_neither_checked_nor_counted() -> None:
+    """A URL, a signature or a section title recited word for word is not the author's
+    voice being copied, and breaking one ("peps.python-ideas-guide. org") is worse."""
     corpus = [
         "See PEP 634 at https://peps.python.org/pep-0634 for the details of matching.",
         "Define def __exit__(self, exc_type, exc_value, traceback): in the class body.",
@@ -68,6 +68,9 @@ def test_code_and_links_are_spelt_one_way_so_they_are_neither_checked_nor_counte
     fence = "Like this:\n```python\ndef __exit__(self, exc_type, exc_value,"
     assert guard.allows(fence, " traceback")
     assert guard.allows("Use `def __exit__(self, exc_type, exc_value,", " traceback")
+    # A heading names the section the request asked for, in the author's own title.
+    assert guard.allows("## See PEP 634 at", " https")
+    assert not guard.allows("See PEP 634 at", " https")  # in prose, the 5th copied word
     # Prose after the code starts a new run: "for the details of" is copied prose.
     assert guard.allows(fence + " traceback):\n```\nAnd for the", " details")
     assert not guard.allows(fence + " traceback):\n```\nAnd for the details", " of")

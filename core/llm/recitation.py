@@ -14,7 +14,8 @@ candidate is refused when the word it opens is, so far, one of the words that wo
 continue the run (or the first three or more letters of one). Only the `top_k` best
 candidates are checked (core/llm/answer_masks.py); the answer's own earlier words, the
 prompt and the excerpts it quotes are not the corpus. Code (fenced or in a `span`) and links
-are neither checked nor counted: they are spelt one way, and a refused word breaks them.
+and headings are neither checked nor counted: they are spelt one way, and a refused word
+breaks them.
 """
 
 from __future__ import annotations
@@ -42,11 +43,15 @@ def _word(text: str) -> str:
 
 
 def _formulaic(before: str) -> bool:
-    """Whether the word after `before` (the answer up to the word) is code or part of a
-    link: a signature, an import or a URL is spelt one way, and refusing one of its words
-    breaks it ("peps.python-ideas-guide. org"). Such words are free and end a run."""
-    if before.count("```") % 2 or in_code_span(before[before.rfind("\n") + 1 :]):
+    """Whether the word after `before` (the answer up to the word) is code, part of a link
+    or of a heading: a signature, a URL or a section's title is spelt one way, and refusing
+    one of its words breaks it ("peps.python-ideas-guide. org", "Functions and Clauses with
+    Short Names"). Such words are free and end a run."""
+    line = before[before.rfind("\n") + 1 :]
+    if before.count("```") % 2 or in_code_span(line):
         return True
+    if line.lstrip().startswith("#"):
+        return True  # a heading: the section's title, which the request names
     chunk = _LAST_CHUNK_RE.search(before).group(0)  # type: ignore[union-attr]
     return "://" in chunk or "](" in chunk or chunk.startswith("www.")
 
