@@ -69,9 +69,9 @@ class AuthorIndexes:
     """What decoding checks an answer against: the names the author's documents spell and
     their words in order (the recitation guard's index, built on first use)."""
 
-    def __init__(self, text: str) -> None:
-        self.names = NameIndex(text)
-        self._text = text
+    def __init__(self, documents: list[str]) -> None:
+        self.names = NameIndex("\n".join(documents))
+        self._documents = documents
         self._copy: CopyIndex | None = None
         self._lock = threading.Lock()
 
@@ -79,7 +79,7 @@ class AuthorIndexes:
     def copy(self) -> CopyIndex:
         with self._lock:
             if self._copy is None:
-                self._copy = CopyIndex(self._text.split("\x00"))
+                self._copy = CopyIndex(self._documents)
             return self._copy
 
 
@@ -101,8 +101,7 @@ def author_indexes(author: str, client: Any = None) -> AuthorIndexes | None:
     docs = load_cleaned_documents(author, client)
     if not docs:
         return None
-    # NUL never occurs in cleaned text: it keeps the documents apart for the copy index.
-    indexes = AuthorIndexes("\x00".join(str(doc["content"]) for doc in docs))
+    indexes = AuthorIndexes([str(doc["content"]) for doc in docs])
     with _INDEXES_LOCK:
         _INDEXES[author] = (fingerprint, indexes)
     return indexes
