@@ -22,7 +22,7 @@ class AnswerCheck(Protocol):
 
 
 class TopCandidates:
-    """Refuses, among the `top_k` best candidates (the ones greedy or top-p decoding can
+    """The base of a check: refuses, among the `top_k` best candidates (the ones greedy or top-p decoding can
     pick), those `allows(text, piece)` turns away. When every one of them fails, the step is
     left alone rather than forcing an unlikely token."""
 

@@ -104,13 +104,13 @@ def _claims_a_name(word: str, in_code: bool, called: bool) -> bool:
     return "_" in core.lstrip("_") or "." in core or _CAMEL_RE.search(core) is not None
 
 
-class GroundedNames:
+class GroundedNames(TopCandidates):
     """Which candidate continuations would state a name that neither the prompt, the
     author's corpus nor the answer itself holds."""
 
     def __init__(self, indexes: Sequence[NameIndex], top_k: int = 40) -> None:
+        super().__init__(top_k)
         self.indexes = list(indexes)
-        self._top = TopCandidates(top_k)
         self._own = NameIndex("")
         self._own_text = ""
 
@@ -179,15 +179,7 @@ class GroundedNames:
         name set to -inf."""
         self._learn_own_names(text)
         in_fence = text.count("```") % 2 == 1
-        return self._top.refuse(scores, pieces, lambda piece: self.allows(text, piece, in_fence))
-
-    @property
-    def blocked(self) -> int:
-        return self._top.blocked
-
-    @property
-    def gave_up(self) -> int:
-        return self._top.gave_up
+        return self.refuse(scores, pieces, lambda piece: self.allows(text, piece, in_fence))
 
 
 def grounded_names(prompt: str, sources: NameIndex | None, top_k: int) -> GroundedNames:

@@ -56,26 +56,18 @@ def _formulaic(before: str) -> bool:
     return "://" in chunk or "](" in chunk or chunk.startswith("www.")
 
 
-class RecitationGuard:
+class RecitationGuard(TopCandidates):
     """Which candidate continuations would copy more than `max_words` consecutive words of
     the author's documents."""
 
     def __init__(self, index: CopyIndex, max_words: int, top_k: int = 40) -> None:
         if max_words < 1:
             raise ValueError(f"max_words must be at least 1, got {max_words}")
+        super().__init__(top_k)
         self.index, self.max_words = index, max_words
-        self._top = TopCandidates(top_k)
         self._read_upto = 0  # characters of the answer whose finished words were read
         self._state = self._run = 0
         self._next_cache: dict[tuple[int, int], set[str]] = {}
-
-    @property
-    def blocked(self) -> int:
-        return self._top.blocked
-
-    @property
-    def gave_up(self) -> int:
-        return self._top.gave_up
 
     def _read(self, text: str) -> int:
         """Reads the answer's finished words; returns where its open word starts."""
@@ -128,7 +120,7 @@ class RecitationGuard:
     def mask(self, text: str, scores: np.ndarray, pieces: Sequence[str]) -> np.ndarray:
         """`scores` (one row of logits) with the top candidates that would recite set to
         -inf."""
-        return self._top.refuse(scores, pieces, lambda piece: self.allows(text, piece))
+        return self.refuse(scores, pieces, lambda piece: self.allows(text, piece))
 
 
 class LlamaCppRecitationGuard(LlamaCppAnswerMask):
