@@ -62,19 +62,16 @@ def _llama_logits(path, ids):
 
 @pytest.mark.slow  # GGUF writes, a quantization and two llama.cpp loads (~20 s on 2 cores)
 def test_qwen2_gguf_matches_transformers_and_quantizes(tiny_qwen, tmp_path):
-    import gguf
-
     from finetune.export import export_gguf, export_quantized_gguf
 
     merged, source, ids, reference = tiny_qwen
     f16 = export_gguf(merged, tmp_path / "f16" / "model-f16.gguf", source)
-    reader = gguf.GGUFReader(str(f16))
-    assert reader.fields["general.architecture"].contents() == "qwen2"
-    assert reader.fields["tokenizer.ggml.pre"].contents() == "qwen2"
-    names = {t.name for t in reader.tensors}
-    assert {"blk.0.attn_q.bias", "output.weight", "token_embd.weight"} <= names
-
+    # The metadata as llama.cpp reads it (gguf's own reader takes 6 s on the 150k-token
+    # vocabulary). Its tensors are proven by the logits below: the q/k/v biases and the
+    # untied output head all change them.
     logits, llama = _llama_logits(f16, ids)
+    assert llama.metadata["general.architecture"] == "qwen2"
+    assert llama.metadata["tokenizer.ggml.pre"] == "qwen2"
     # llama.cpp tokenizes like the HF tokenizer (tokenizer metadata copied from the base).
     assert llama.tokenize(TEXT.encode(), add_bos=False, special=False) == ids
     assert (logits.argmax(-1) == reference.argmax(-1)).mean() == 1.0

