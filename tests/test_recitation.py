@@ -55,9 +55,9 @@ def test_a_word_is_refused_where_it_would_start_the_fifth_copied_word(
     assert guard.allows(text, piece) is allowed
 
 
-def test_code_links_and_headings_are_neither_checked_nor_counted() -> None:
-    """A URL, a signature or a section title recited word for word is not the author's
-    voice being copied, and breaking one ("peps.python-ideas-guide. org") is worse."""
+def test_code_links_and_headings_are_never_refused() -> None:
+    """A URL, a signature or a section title is spelt one way: breaking one
+    ("peps.python-ideas-guide. org") is worse than copying it."""
     corpus = [
         "See PEP 634 at https://peps.python.org/pep-0634 for the details of matching.",
         "Define def __exit__(self, exc_type, exc_value, traceback): in the class body.",
@@ -74,6 +74,27 @@ def test_code_links_and_headings_are_neither_checked_nor_counted() -> None:
     # Prose after the code starts a new run: "for the details of" is copied prose.
     assert guard.allows(fence + " traceback):\n```\nAnd for the", " details")
     assert not guard.allows(fence + " traceback):\n```\nAnd for the details", " of")
+
+
+def test_code_and_links_still_count_towards_the_copied_run() -> None:
+    """The yardstick counts every word of a copied sentence, a `name` or a link in it too:
+    so does the guard (when they ended the run, a copied sentence ran to 20 words)."""
+    corpus = [
+        "Here, block and as are new keywords; EXPR1 is an arbitrary expression.",
+        "Read https://peps.python.org/pep-0634 for the details of matching.",
+    ]
+    index = CopyIndex(corpus)
+
+    def allows(text: str, piece: str) -> bool:  # a guard follows one answer: one each
+        return RecitationGuard(index, max_words=4).allows(text, piece)
+
+    # here, block, and, `as`, are, new: six copied words, one of them code.
+    assert not allows("Here, 'block' and `as` are new", " keywords")
+    assert allows("Here, 'block' and `as` are new", " reserved")
+    assert not allows("Read https://peps.python.org/pep-0634 for", " the")
+    # Inside the code span or the link, nothing is refused, however long the run.
+    assert allows("Here, 'block' and `as are new keywords", " EXPR1")
+    assert allows("Read https://peps.python.org/pep", "-0634")
 
 
 def test_the_mask_turns_away_only_the_copying_candidates_and_never_all_of_them() -> None:

@@ -13,9 +13,11 @@ word would make the model glue another piece onto it ("statement" → "statement
 candidate is refused when the word it opens is, so far, one of the words that would
 continue the run (or the first three or more letters of one). Only the `top_k` best
 candidates are checked (core/llm/answer_masks.py); the answer's own earlier words, the
-prompt and the excerpts it quotes are not the corpus. Code (fenced or in a `span`) and links
-and headings are neither checked nor counted: they are spelt one way, and a refused word
-breaks them.
+prompt and the excerpts it quotes are not the corpus. Words of code (fenced or in a `span`),
+links and headings are never refused: they are spelt one way, and a refused word breaks
+them. They still count towards the run, as the yardstick counts them: a copied sentence
+with a `name` in it is still a copied sentence ("Here, 'block' and `as` are new keywords;
+`EXPR1` is an arbitrary expression (but not…" ran to 20 words when they ended the run).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _formulaic(before: str) -> bool:
     """Whether the word after `before` (the answer up to the word) is code, part of a link
     or of a heading: a signature, a URL or a section's title is spelt one way, and refusing
     one of its words breaks it ("peps.python-ideas-guide. org", "Functions and Clauses with
-    Short Names"). Such words are free and end a run."""
+    Short Names"). Such words are never refused, but they count towards the run."""
     line = before[before.rfind("\n") + 1 :]
     if before.count("```") % 2 or in_code_span(line):
         return True
@@ -76,9 +78,6 @@ class RecitationGuard(TopCandidates):
         if start < self._read_upto:  # a new answer: start over
             self._read_upto, self._state, self._run = 0, 0, 0
         for match in _WORD_RE.finditer(text, self._read_upto, start):
-            if _formulaic(text[: match.start()]):
-                self._state, self._run = 0, 0
-                continue
             self._state, self._run = self.index.advance(
                 self._state, self._run, self.index.word_id(_word(match.group(0)))
             )
@@ -100,20 +99,22 @@ class RecitationGuard(TopCandidates):
         for match in _WORD_RE.finditer(joined):
             word = _word(match.group(0))
             finished = match.end() < len(joined)
-            if _formulaic(text[:start] + joined[: match.start()]):
-                if not finished:
-                    break
-                state, run = 0, 0
-                continue
-            if not finished:
+            # Only the open word and the piece's own whole words can be refused.
+            checked = not finished or match.start() >= piece_from
+            if checked and not _formulaic(text[:start] + joined[: match.start()]):
                 continuing = self._continuing(state, run)
-                if word in continuing or (
-                    len(word) >= _PREFIX_LETTERS and any(w.startswith(word) for w in continuing)
-                ):
-                    return False
+                if not finished:
+                    return not (
+                        word in continuing
+                        or (
+                            len(word) >= _PREFIX_LETTERS
+                            and any(w.startswith(word) for w in continuing)
+                        )
+                    )
+                if word in continuing:
+                    return False  # a whole copied word inside this piece
+            if not finished:
                 break
-            if match.start() >= piece_from and word in self._continuing(state, run):
-                return False  # a whole copied word inside this piece
             state, run = self.index.advance(state, run, self.index.word_id(word))
         return True
 
