@@ -7,7 +7,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -370,27 +370,23 @@ def _gguf_for(ref: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=4)
-def _load_tokenizer(path: str) -> Any:
-    """A tokenizer folder, parsed once per process: reloading a model (a promotion, a full
-    model cache) reuses it. Parsing Qwen's 7 MB tokenizer.json costs about 0.4 s on 2 cores.
-    The llama.cpp backend only reads it (renders prompts, counts tokens)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)
-
-
 def _tokenizer_for(ref: str) -> Any | None:
     """The HF tokenizer (chat template) for `ref` — the same renderer training uses."""
-    from core.models import OFFLINE_LLMS, gguf_tokenizer_dir, offline_llm_gguf, resolve_llm_path
+    from core.models import (
+        OFFLINE_LLMS,
+        gguf_tokenizer_dir,
+        load_tokenizer,
+        offline_llm_gguf,
+        resolve_llm_path,
+    )
 
     try:
         if ref in OFFLINE_LLMS or ref.endswith(".gguf"):
             gguf = offline_llm_gguf(ref) if ref in OFFLINE_LLMS else Path(ref)
-            return _load_tokenizer(str(gguf_tokenizer_dir(gguf)))
+            return load_tokenizer(str(gguf_tokenizer_dir(gguf)))
         if ref.startswith("registry:") and _registry_version(ref) is None:
             return _tokenizer_for(OFFLINE_LLM_FALLBACK)
-        return _load_tokenizer(str(resolve_llm_path(ref)))
+        return load_tokenizer(str(resolve_llm_path(ref)))
     except Exception as exc:  # noqa: BLE001 - fall back to the GGUF's own template
         # The message, not the exception: a kept log record would keep its traceback's
         # frames (and the model they loaded) alive.

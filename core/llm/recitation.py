@@ -58,6 +58,13 @@ def _formulaic(before: str) -> bool:
     return "://" in chunk or "](" in chunk or chunk.startswith("www.")
 
 
+def _opens_one_of(word: str, continuing: set[str]) -> bool:
+    """Whether the open `word` is, so far, one of `continuing` (or its first letters)."""
+    return word in continuing or (
+        len(word) >= _PREFIX_LETTERS and any(w.startswith(word) for w in continuing)
+    )
+
+
 class RecitationGuard(TopCandidates):
     """Which candidate continuations would copy more than `max_words` consecutive words of
     the author's documents."""
@@ -104,13 +111,7 @@ class RecitationGuard(TopCandidates):
             if checked and not _formulaic(text[:start] + joined[: match.start()]):
                 continuing = self._continuing(state, run)
                 if not finished:
-                    return not (
-                        word in continuing
-                        or (
-                            len(word) >= _PREFIX_LETTERS
-                            and any(w.startswith(word) for w in continuing)
-                        )
-                    )
+                    return not _opens_one_of(word, continuing)
                 if word in continuing:
                     return False  # a whole copied word inside this piece
             if not finished:
