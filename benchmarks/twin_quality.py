@@ -119,6 +119,8 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "tuned-reciting": (
         "registry:default-{author}@candidate", "llamacpp", {"max_copied_words": 0}, {},
     ),
+    # The served default free to stop at any length (core/llm/min_words.py).
+    "tuned-any-length": ("registry:default-{author}@candidate", "llamacpp", {"min_words": 0}, {}),
     "tuned-dry": ("registry:default-{author}@candidate", "llamacpp", {"dry_multiplier": 0.8}, {}),
     # DRY on one spelling of a word only (before: "arecurrently", "metho d").
     "tuned-dry-one-spelling": (

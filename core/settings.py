@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # The longest run of consecutive words of the author's documents a twin's answer may
     # copy (core/llm/recitation.py; local runtimes); 0 lets it recite.
     LLM_MAX_COPIED_WORDS: int = Field(default=6, ge=0)
+    # The fewest words a twin's answer to a writing request may stop at (core/llm/min_words.py;
+    # local runtimes; small talk asks for none); 0 lets it stop anywhere.
+    LLM_MIN_ANSWER_WORDS: int = Field(default=40, ge=0)
     # Generations at once in this process (1 on CPU; more for a batching LLM_BASE_URL
     # server), how long a request waits in line for one, and models kept loaded.
     LLM_CONCURRENCY: int = Field(default=1, ge=1)

@@ -118,14 +118,17 @@ def grounding_kwargs(author: str, client: Any = None) -> dict[str, Any]:
     """The generation kwargs that keep the twin's answer to names it was given
     (core/llm/grounded_names.py, on or off by `LLM_GROUNDED_NAMES`, with the author's own
     names beside the prompt's) and from reciting the author's documents
-    (core/llm/recitation.py, `LLM_MAX_COPIED_WORDS`). One place for the served answer, the
-    gate and the benchmarks."""
+    (core/llm/recitation.py, `LLM_MAX_COPIED_WORDS`), and that hold back its end until it
+    has `LLM_MIN_ANSWER_WORDS` words (core/llm/min_words.py). One place for the served
+    answer, the gate and the benchmarks."""
     from core.settings import get_settings
 
     settings = get_settings()
     names, max_copied = settings.LLM_GROUNDED_NAMES, settings.LLM_MAX_COPIED_WORDS
     indexes = author_indexes(author, client) if author and (names or max_copied) else None
     kwargs: dict[str, Any] = {"grounded_names": names}
+    if settings.LLM_MIN_ANSWER_WORDS:
+        kwargs["min_words"] = settings.LLM_MIN_ANSWER_WORDS
     if names:
         kwargs["grounding_sources"] = indexes.names if indexes else None
     if max_copied and indexes is not None:

@@ -57,3 +57,15 @@ def perturbed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     os.environ.setdefault("MODELS_CACHE_DIR", str(SHARED_MODELS_CACHE))
     return make_perturbed_model(tmp_path_factory.mktemp("models") / "perturbed")
+
+
+@pytest.fixture(params=["llamacpp", "torch-fp32"])
+def local_runtime(request: pytest.FixtureRequest) -> str:
+    """Each local runtime that decodes with the answer checks: llama.cpp (skipped where it
+    does not run on this CPU) and transformers in full precision, which decodes greedily
+    alike on every CPU."""
+    from core.llm import llamacpp_available
+
+    if request.param == "llamacpp" and not llamacpp_available():
+        pytest.skip("llama-cpp-python is not installed or does not run on this CPU")
+    return request.param

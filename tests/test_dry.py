@@ -71,27 +71,14 @@ PASSAGE = (
 )
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        pytest.param(
-            "llamacpp",
-            marks=pytest.mark.skipif(
-                not __import__("core.llm", fromlist=["x"]).llamacpp_available(),
-                reason="llama-cpp-python is not installed or does not run on this CPU",
-            ),
-        ),
-        "torch-fp32",  # full precision: the same greedy copy on every CPU
-    ],
-)
-def test_dry_keeps_the_served_model_from_copying_its_context(backend: str) -> None:
+def test_dry_keeps_the_served_model_from_copying_its_context(local_runtime: str) -> None:
     from core.llm import get_llm
     from core.settings import OFFLINE_SMOLLM2
     from evals.answer_quality import copied_share
 
     # A completion prompt that invites the model to copy the rest of the passage verbatim.
     prompt = f"{PASSAGE}\n\n{PASSAGE[:40]}"
-    llm = get_llm(OFFLINE_SMOLLM2, backend=backend)
+    llm = get_llm(OFFLINE_SMOLLM2, backend=local_runtime)
 
     def continuation(dry: float) -> str:
         pieces = llm.stream(

@@ -53,6 +53,28 @@ def test_the_authors_corpus_grounds_names_too() -> None:
     assert repr(NameIndex(PROMPT)).startswith("NameIndex(")  # no contents in traces
 
 
+def test_a_link_must_be_one_the_prompt_or_corpus_holds() -> None:
+    from core.llm.grounded_names import GroundedNames, NameIndex
+
+    corpus = NameIndex("See https://peps.python.org/pep-0634.html and <https://bugs.python.org/>.")
+    names = GroundedNames([NameIndex("Write about pattern matching."), corpus])
+    written = "As [PEP 634](https://peps.python.org/pep-06"
+    assert names.allows(written, "34")  # the start of a link the corpus holds
+    assert not names.allows(written, "78")  # no such link
+    assert names.allows(written + "34", ")")  # a word end of the corpus's link
+    assert names.allows(written + "34.html", ". Then")  # the sentence ends after it
+    assert not names.allows("See https://peps.python.org/pep-0634", "a)")
+    assert not names.allows("Read ", "http://en.wikipedia.org/wiki/Lockstep ")
+    assert names.allows("Read <https://bugs.python.org/", ">")
+    # A link the answer already wrote may be given again; fenced code is the example's own.
+    again = GroundedNames([corpus], top_k=2)
+    pieces = [" https://example.org/a.", " https://example.org/b."]
+    out = again.mask("Read https://example.org/a today. Also", np.zeros(2), pieces)
+    assert np.isfinite(out[0]) and np.isneginf(out[1])
+    fence = "```\nrequests.get('"
+    assert names.allows(fence, "https://api.example.com/x')", in_fence=True)
+
+
 def test_the_mask_refuses_only_checked_candidates_and_gives_up_when_all_fail() -> None:
     from core.llm.grounded_names import GroundedNames, NameIndex
 
@@ -133,7 +155,8 @@ def test_the_twin_grounds_in_the_authors_stored_writing(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The served answer's kwargs carry the author's own names from the store (cached until
-    their writing changes); small talk and LLM_GROUNDED_NAMES=false carry none."""
+    their writing changes) and the minimum answer length; small talk and
+    LLM_GROUNDED_NAMES=false carry none."""
     import asyncio
 
     from core.settings import reset_settings
@@ -152,11 +175,17 @@ def test_the_twin_grounds_in_the_authors_stored_writing(
     assert author_name_index(author) is kwargs["grounding_sources"]  # cached
     assert kwargs["max_copied_words"] == 6
     assert kwargs["recitation_index"].words > 1000  # the recitation guard's index of Maya's words
-    assert grounding_kwargs("Nobody Here") == {"grounded_names": True, "grounding_sources": None}
+    assert kwargs["min_words"] == 40  # a writing request's answer runs on to 40 words
+    assert grounding_kwargs("Nobody Here") == {
+        "grounded_names": True,
+        "min_words": 40,
+        "grounding_sources": None,
+    }
     state = {"request": "Write about retries", "filters": {"author": author}}
     assert asyncio.run(grounding(state, Configuration()))["grounded_names"] is True
     assert asyncio.run(grounding({**state, "request": "hi"}, Configuration())) == {}
     monkeypatch.setenv("LLM_GROUNDED_NAMES", "false")
     monkeypatch.setenv("LLM_MAX_COPIED_WORDS", "0")
+    monkeypatch.setenv("LLM_MIN_ANSWER_WORDS", "0")
     reset_settings()
     assert grounding_kwargs(author) == {"grounded_names": False}

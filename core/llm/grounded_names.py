@@ -12,9 +12,12 @@ numbers and everything else stay free.
 
 What counts as a name follows the yardstick (`evals.voice.invented_specifics`): a word with
 an inner underscore or dot (`snake_case`, `os.path`), an inner capital (`CamelCase`,
-`camelCase`), a call (`name(`), any word inside a `code span`, and numbers above 10.
-Capitalised words of prose (people, tools) are not checked: the prompt's words are too few
-to tell a new name from an ordinary capitalised word.
+`camelCase`), a call (`name(`), any word inside a `code span`, numbers above 10, and links
+(`https://…`): a link must be one the prompt or the corpus holds, or the start of one while
+it is being written (the tuned twins wrote "https://peps.python.org/pep-0178a" and a
+150-character GitHub path that exist nowhere). Capitalised words of prose (people, tools)
+are not checked: the prompt's words are too few to tell a new name from an ordinary
+capitalised word.
 
 Only the `top_k` best candidates are checked at each step (core/llm/answer_masks.py), as a
 logits processor, the public hook of both runtimes, like DRY (core/llm/dry.py) and the
@@ -35,6 +38,14 @@ _RUN_RE = re.compile(r"[\w.]+")
 _OPEN_WORD_RE = re.compile(r"[\w.]*$")
 _CAMEL_RE = re.compile(r"[A-Z][a-z0-9]+[A-Z]|[a-z][A-Z]")
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*\.?")
+# A link, as the yardstick reads one (evals.voice.invented_specifics).
+_URL_RE = re.compile(r"https?://[^\s)>\]\"'`]+")
+_LAST_CHUNK_RE = re.compile(r"\S*$")
+# What may end a sentence right after a link; not part of it.
+_AFTER_URL = ".,;:!?"
+# Characters that end a word inside a link: a link the corpus holds is also grounded up to
+# one of these ("…/pep-0634" of "…/pep-0634.html"), as the yardstick matches on word ends.
+_URL_BOUNDARIES = "./-#?&=:%~+,;!@$*("
 # Dotted abbreviations of prose, not names (the yardstick skips them too).
 _PROSE_ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "vs", "a.k.a", "u.s", "p.s"})
 # In a code example, attributes of these are the example's own.
@@ -59,6 +70,7 @@ class NameIndex:
                     runs.add(tail)
         self._names = runs
         self._sorted = sorted(runs)
+        self._urls = sorted({u.rstrip(_AFTER_URL) for u in _URL_RE.findall(text.lower())})
 
     def __repr__(self) -> str:  # it travels in LLM call kwargs (traces): no contents
         return f"NameIndex({len(self._names)} names)"
@@ -67,6 +79,17 @@ class NameIndex:
         """Whether some name begins with `partial` (a name still being written)."""
         i = bisect_left(self._sorted, partial)
         return i < len(self._sorted) and self._sorted[i].startswith(partial)
+
+    def starts_url(self, partial: str) -> bool:
+        """Whether some link begins with `partial` (lower-cased)."""
+        i = bisect_left(self._urls, partial)
+        return i < len(self._urls) and self._urls[i].startswith(partial)
+
+    def spells_url(self, url: str) -> bool:
+        """Whether `url` (lower-cased) is a link of the text, or one's start up to a word end."""
+        return self.starts_url(url) and (
+            url in self._urls or any(self.starts_url(url + c) for c in _URL_BOUNDARIES)
+        )
 
     def spells(self, word: str) -> bool:
         """Whether `word` is a whole name, or a dotted head of one (`os.path` of
@@ -120,6 +143,25 @@ class GroundedNames(TopCandidates):
     def _spells(self, word: str) -> bool:
         return any(index.spells(word) for index in (*self.indexes, self._own))
 
+    def _links_allow(self, tail: str, piece: str) -> bool:
+        """Whether `piece` keeps a link being written to one the sources hold (a finished
+        link: one of them, or one of them up to a word end; an open one: the start of one,
+        or one of them followed by a sentence's end)."""
+        joined = tail + piece
+        start = len(tail) - len(_LAST_CHUNK_RE.search(tail).group(0))  # type: ignore[union-attr]
+        for match in _URL_RE.finditer(joined, start):
+            if match.end() < len(tail):
+                continue  # written before this step
+            url = match.group(0).lower()
+            indexes = (*self.indexes, self._own)
+            whole = url.rstrip(_AFTER_URL)
+            if any(index.spells_url(whole) for index in indexes):
+                continue
+            if match.end() == len(joined) and any(index.starts_url(url) for index in indexes):
+                continue  # still being written
+            return False
+        return True
+
     def _learn_own_names(self, text: str) -> None:
         """Names the answer has written (an example's `my_dict`, a `def` in its code) may
         be named again: the answer grounds them itself."""
@@ -133,6 +175,8 @@ class GroundedNames(TopCandidates):
         ``` code block, where an example's own names, headers and attributes are free and only
         a call on something it did not define (`asyncio.get_event_loop(`) is a claim."""
         tail = text[-_TAIL_CHARS:]
+        if not in_fence and not self._links_allow(tail, piece):
+            return False
         open_word = _OPEN_WORD_RE.search(tail)
         start = open_word.start() if open_word else len(tail)
         joined = tail + piece

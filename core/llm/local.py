@@ -22,6 +22,7 @@ from core.llm.base import (
     _threads,
     _until,
 )
+from core.llm.vocab_masks import VocabMasks
 from core.settings import OFFLINE_LLM_FALLBACK
 
 log = logging.getLogger(__name__)
@@ -34,88 +35,21 @@ def llamacpp_available() -> bool:
     return llamacpp_runs()
 
 
-class _VocabMasks:
-    """The logits processors a generation asks for, and what they need from a model's
-    vocabulary, computed once per model: DRY's sequence breakers, the tokens of other
-    scripts (core/llm/script_mask.py), each token's text (the answer checks)."""
-
-    _vocab_pieces: list[tuple[int, str]]  # (token id, its text), a cached property below
-
-    @cached_property
-    def _breakers(self) -> frozenset[int]:
-        """Token ids holding a line break (DRY's sequence breakers)."""
-        from core.llm.dry import breaker_tokens
-
-        return breaker_tokens(self._vocab_pieces)
-
-    @cached_property
-    def _spellings(self) -> dict[int, int]:
-        """Each word token ↔ the same word with/without its leading space (DRY's reach)."""
-        from core.llm.dry import spacing_variants
-
-        return spacing_variants(self._vocab_pieces)
-
-    @cached_property
-    def _piece_texts(self) -> list[str]:
-        """Each token id's text, indexed by id (grounded names and the recitation guard
-        read it)."""
-        texts = [""] * (max((token for token, _ in self._vocab_pieces), default=-1) + 1)
-        for token, text in self._vocab_pieces:
-            texts[token] = text
-        return texts
-
-    def _foreign_tokens(self, script: str) -> Any:
-        """Token ids spelling letters of a script other than `script` (empty for `any`)."""
-        from core.llm.script_mask import foreign_tokens
-
-        cache = self.__dict__.setdefault("_foreign_by_script", {})
-        if script not in cache:
-            cache[script] = foreign_tokens(self._vocab_pieces if script != "any" else (), script)
-        return cache[script]
-
-    def _logits_processors(self, kwargs: dict[str, Any], llamacpp: bool) -> list[Any]:
-        """The checks a generation asked for, as llama-cpp-python's or transformers' logits
-        processors: DRY, the script mask, grounded names and the recitation guard."""
-        from core.llm import dry, grounded_names, recitation, script_mask
-
-        processors: list[Any] = []
-        if kwargs.get("dry_multiplier"):
-            penalty = dry.Dry(multiplier=float(kwargs["dry_multiplier"]))
-            spellings = self._spellings if kwargs.get("dry_spellings") else None
-            kind = dry.LlamaCppDry if llamacpp else dry.TransformersDry
-            processors.append(kind(penalty, self._breakers, spellings))
-        banned = self._foreign_tokens(kwargs.get("script") or "any")
-        if banned.size:
-            mask = (
-                script_mask.LlamaCppScriptMask if llamacpp else script_mask.TransformersScriptMask
-            )
-            processors.append(mask(banned))
-        if kwargs.get("grounded_names"):
-            names = (
-                grounded_names.LlamaCppGroundedNames
-                if llamacpp
-                else grounded_names.TransformersGroundedNames
-            )
-            processors.append(names(self._piece_texts, kwargs.get("grounding_sources")))
-        index, max_copied = kwargs.get("recitation_index"), kwargs.get("max_copied_words")
-        if index is not None and max_copied:
-            guard = (
-                recitation.LlamaCppRecitationGuard
-                if llamacpp
-                else recitation.TransformersRecitationGuard
-            )
-            processors.append(guard(self._piece_texts, index, int(max_copied)))
-        return processors
-
-
 # --------------------------------------------------------------------------- transformers
-class TransformersLLM(_VocabMasks, BaseLLM):
+class TransformersLLM(VocabMasks, BaseLLM):
     """In-process transformers on CPU (fp32 or dynamic int8), streaming via a thread."""
 
     def __init__(self, ref: str, model: Any, tokenizer: Any, backend: str) -> None:
         super().__init__(ref, tokenizer)
         self.model = model
         self.backend = backend
+
+    def _eos_ids(self) -> list[int | None]:
+        eos = self.model.generation_config.eos_token_id
+        return [*(eos if isinstance(eos, list) else [eos]), self.tokenizer.eos_token_id]
+
+    def _encode_special(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     @cached_property
     def _vocab_pieces(self) -> list[tuple[int, str]]:
@@ -151,7 +85,7 @@ class TransformersLLM(_VocabMasks, BaseLLM):
             gen_kwargs["max_time"] = float(kwargs["max_time"])
         if kwargs.get("no_repeat_ngram_size"):
             gen_kwargs["no_repeat_ngram_size"] = int(kwargs["no_repeat_ngram_size"])
-        processors = self._logits_processors(kwargs, llamacpp=False)
+        processors = self._logits_processors(kwargs, llamacpp=False, stops=stop)
         if processors:
             gen_kwargs["logits_processor"] = processors
         if temperature and temperature > 0:
@@ -266,7 +200,7 @@ def _load_transformers(ref: str, backend: str) -> TransformersLLM:
 
 
 # --------------------------------------------------------------------------- llama.cpp
-class LlamaCppLLM(_VocabMasks, BaseLLM):
+class LlamaCppLLM(VocabMasks, BaseLLM):
     backend = "llamacpp"
 
     def __init__(self, ref: str, gguf: Path, tokenizer: Any | None) -> None:
@@ -287,6 +221,12 @@ class LlamaCppLLM(_VocabMasks, BaseLLM):
 
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _eos_ids(self) -> list[int | None]:
+        return [self.llama.token_eos()]
+
+    def _encode_special(self, text: str) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     @cached_property
     def _vocab_pieces(self) -> list[tuple[int, str]]:
@@ -315,7 +255,7 @@ class LlamaCppLLM(_VocabMasks, BaseLLM):
             "stop": list(stop) or None,
             "stream": True,
         }
-        processors = self._logits_processors(kwargs, llamacpp=True)
+        processors = self._logits_processors(kwargs, llamacpp=True, stops=stop)
         if processors:
             from llama_cpp import LogitsProcessorList
 
