@@ -1,19 +1,18 @@
 """A written piece does not stop after a sentence: the twin's answer to a writing request
 runs to at least `min_words` words.
 
-Under the recitation guard a tuned twin sometimes rewrote a copied sentence into one that
-made the end token its likeliest next pick: asked for the "Author's Note" of one of her
-PEPs, Alyssa Coghlan's twin wrote 16 words and stopped (the gate counts under 25 as
+A tuned twin sometimes stopped after a sentence or two: asked for the "Author's Note" of
+one of her PEPs, Alyssa Coghlan's twin wrote 16 words and stopped (the gate counts under 25 as
 "short", a degenerate answer). Every passage a twin learns from has at least 60 words
 (`finetune.passages`), and so has every held-out passage it is judged against. While the
 answer is shorter than `min_words`, the tokens that would end it (the model's end of
 sequence, and the chat template's end tokens) are not sampled, nor is a token that would
-write a stop string, or its first four characters: the twin also ended answers by starting
-the separator its excerpts come between ("* * *"), after 29 words. Once the answer is long
-enough, nothing changes. The words counted are those the served answer keeps: an answer
-that stops mid-sentence loses that sentence (`trim_to_sentence`), so a 59-token answer
-ending mid-sentence at 41 words was served as 29. Small talk ("hi") asks for no minimum
-(graph/generation_nodes.py).
+write a stop string, or its first four characters: generation also ends at the excerpts'
+separator ("* * *", which 4 of 30 held-out PEP answers wrote, core/prompts.py). Once the
+answer is long enough, nothing changes. The words counted are those the served answer
+keeps: an answer that stops mid-sentence loses that sentence (`trim_to_sentence`), so a
+59-token answer that ended mid-sentence at 41 words was served as 29. Small talk ("hi")
+asks for no minimum (graph/generation_nodes.py).
 
 Like the other answer checks (core/llm/answer_masks.py), it runs as a logits processor,
 the public hook of both runtimes.
