@@ -4,7 +4,8 @@
   too short, repetitive (distinct-2 below a floor), shouting, another language, letters of
   another script (a Chinese word in an English answer), chat-template leakage, an
   unfinished last sentence, an echo of the prompt's own scaffolding, mostly copied
-  verbatim from the prompt, or (given the author's `chrome` line test) mostly page chrome
+  verbatim from the prompt, an assistant's refusal in its opening ("I'm sorry, but I can't
+  assist with that."), or (given the author's `chrome` line test) mostly page chrome
   recited from the corpus — bylines, share buttons — instead of prose. An answer with no
   reason is usable.
 - `topicality(...)`: embedding similarity of an answer to the document it was asked for,
@@ -139,6 +140,18 @@ PROMPT_ECHO = re.compile(
 )
 COPY_NGRAM = 8
 MAX_COPIED_SHARE = 0.5
+# An assistant declining, in an answer's opening: never the author's words. The untuned
+# Qwen 0.5B answered 4 of 24 held-out requests for a section of Alyssa Coghlan's PEPs with
+# "I'm sorry, but I can't assist with that." (once: "…on political topics"), and went on
+# with filler once a minimum length held back its end (core/llm/min_words.py).
+REFUSAL = re.compile(
+    r"\b(?:(?:i'm|i am) sorry,? but|i apologi[sz]e,? but|sorry,? but i (?:can|am|'m)|"
+    r"(?:i (?:can't|cannot|can not|won't)|(?:i'm|i am) unable to) "
+    r"(?:assist|help (?:you )?with|fulfil|comply)|(?:i'm|i am) unable,? as an|"
+    r"as an (?:ai|artificial intelligence)(?: language model| assistant)?,)",
+    re.IGNORECASE,
+)
+REFUSAL_OPENING_CHARS = 300
 
 
 def copied_share(text: str, source: str, n: int = COPY_NGRAM) -> float:
@@ -183,6 +196,8 @@ def degenerate_reasons(
         reasons.append("prompt-echo")
     if prompt and copied_share(stripped, prompt) > MAX_COPIED_SHARE:
         reasons.append("copied")
+    if REFUSAL.search(stripped[:REFUSAL_OPENING_CHARS].replace("’", "'")):
+        reasons.append("refusal")
     if chrome is not None and (
         chrome_line_share(stripped, chrome) >= MAX_CHROME_LINES
         # Code is the author's content (PEPs, tutorials), not a page's furniture.

@@ -44,10 +44,24 @@ def test_a_plain_finished_english_paragraph_is_usable() -> None:
         (GOOD[:-1] + ", which keeps the code 简单 and honest.", "other-script"),
         (GOOD + " Это тоже важно.", "other-script"),
         (GOOD + " And then the next thing we", "unfinished"),
+        ("I'm sorry, but I can't assist with that request. " + GOOD, "refusal"),
+        ("I’m unable as an artificial intelligence to write articles on this. " + GOOD, "refusal"),
+        ("I'm unable to assist with writing about people. " + GOOD, "refusal"),
+        ("As an AI language model, I do not write articles. " + GOOD, "refusal"),
     ],
 )
 def test_each_kind_of_degenerate_answer_is_named(text: str, reason: str) -> None:
     assert reason in degenerate_reasons(text)
+
+
+def test_an_author_may_be_sorry_or_unable_without_refusing() -> None:
+    for opening in (
+        "I'm sorry to say the first draft of this PEP was wrong, but it taught us a lot. ",
+        "I can't help but think that explicit names matter more than clever ones. ",
+        "We were unable to agree on a keyword, so the proposal waited a year. ",
+        "As an AI researcher, I care about reproducible experiments. ",
+    ):
+        assert "refusal" not in degenerate_reasons(opening + GOOD), opening
 
 
 def test_echoing_or_copying_the_prompt_is_degenerate() -> None:
