@@ -149,11 +149,11 @@ class GroundedNames(TopCandidates):
         or one of them followed by a sentence's end)."""
         joined = tail + piece
         start = len(tail) - len(_LAST_CHUNK_RE.search(tail).group(0))  # type: ignore[union-attr]
+        indexes = (*self.indexes, self._own)
         for match in _URL_RE.finditer(joined, start):
             if match.end() < len(tail):
                 continue  # written before this step
             url = match.group(0).lower()
-            indexes = (*self.indexes, self._own)
             whole = url.rstrip(_AFTER_URL)
             if any(index.spells_url(whole) for index in indexes):
                 continue

@@ -63,6 +63,9 @@ class MinimumWords(TopCandidates):
         self.end_tokens = end_tokens
         self.min_words = min_words
         self.stops = [stop for stop in stops if stop.strip()]
+        # The answer only grows, and so do its finished sentences: once long enough, it
+        # stays so, and the remaining steps skip the count.
+        self.reached = False
 
     def allows(self, text: str, piece: str) -> bool:
         """Whether `piece` may follow `text` without writing a stop string or its start."""
@@ -78,7 +81,8 @@ class MinimumWords(TopCandidates):
 
     def mask(self, text: str, scores: np.ndarray, pieces: Sequence[str]) -> np.ndarray:
         """`scores` with the ways to end at -inf while `text` is short."""
-        if word_count(trim_to_sentence(text)) >= self.min_words:
+        self.reached = self.reached or word_count(trim_to_sentence(text)) >= self.min_words
+        if self.reached:
             return scores
         ends = self.end_tokens[self.end_tokens < scores.shape[-1]]
         finite = np.isfinite(scores)
