@@ -85,6 +85,9 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "qwen-llamacpp-ungrounded": (
         "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"grounded_names": False}, {},
     ),
+    "qwen-llamacpp-prose-names-free": (
+        "offline:Qwen2.5-Coder-0.5B-Instruct", "llamacpp", {"prose_names": False}, {},
+    ),
     # Qwen2.5-Coder-1.5B-Instruct (22 data packages): better prose, slower.
     "qwen15-llamacpp": ("offline:Qwen2.5-Coder-1.5B-Instruct", "llamacpp", {}, {}),
     "qwen15-llamacpp-nodry": (
@@ -114,6 +117,10 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "tuned": ("registry:default-{author}@candidate", "llamacpp", {}, {}),
     "tuned-ungrounded": (
         "registry:default-{author}@candidate", "llamacpp", {"grounded_names": False}, {},
+    ),
+    # Grounded names as before: capitalised words of prose free (core/llm/grounded_names.py).
+    "tuned-prose-names-free": (
+        "registry:default-{author}@candidate", "llamacpp", {"prose_names": False}, {},
     ),
     # The served default without the recitation guard (core/llm/recitation.py).
     "tuned-reciting": (

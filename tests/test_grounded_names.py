@@ -53,6 +53,25 @@ def test_the_authors_corpus_grounds_names_too() -> None:
     assert repr(NameIndex(PROMPT)).startswith("NameIndex(")  # no contents in traces
 
 
+def test_a_capitalised_word_inside_a_sentence_must_be_one_the_corpus_spells() -> None:
+    from core.llm.grounded_names import GroundedNames, NameIndex, grounded_names
+
+    corpus = NameIndex("Guido and the Steering Council accepted it; python-dev agreed.")
+    names = grounded_names("Write about the council.", corpus, top_k=40)
+    assert names.allows("I asked ", "Guido")  # the corpus names him
+    assert names.allows("and the ", "Steering Council")  # in any case
+    assert not names.allows("I asked ", "Linus")  # a person the author never named
+    assert not names.allows("I asked Gu", "ido Smith")  # the second word is new
+    assert not names.allows("They moved to ", "Atrium.")
+    assert names.allows("They moved. ", "Atrium is")  # a sentence's first word is free
+    assert names.allows("Yes, ", "I think")
+    assert names.allows("It is ", "OK")
+    assert names.allows("I asked ", "Gu")  # still being written: the start of "Guido"
+    assert not names.allows("I asked ", "Lin")
+    # Without the corpus, the prompt's words are too few to tell a name from a word.
+    assert GroundedNames([NameIndex("Write about it.")]).allows("I asked ", "Linus")
+
+
 def test_a_link_must_be_one_the_prompt_or_corpus_holds() -> None:
     from core.llm.grounded_names import GroundedNames, NameIndex
 
@@ -90,6 +109,23 @@ def test_the_mask_refuses_only_checked_candidates_and_gives_up_when_all_fail() -
     assert np.isfinite(out).all() and only_bad.gave_up == 1
 
 
+def test_a_word_start_looks_further_down_the_ranking_for_a_grounded_name() -> None:
+    """At a word's start, when every top candidate is an invented name, the best grounded
+    one further down is taken; inside a word the step is left alone (no mangled word)."""
+    from core.llm.grounded_names import GroundedNames, NameIndex
+
+    pieces = ["dotenv", "yml", " the", "settings", "ura"]
+    scores = np.array([5.0, 4.0, 1.0, 2.0, 3.0], dtype=np.float32)
+    names = GroundedNames([NameIndex("load the settings")], top_k=2)
+    out = names.mask("Call `", scores.copy(), pieces)
+    # " the" and "settings" are both allowed; "ura" (3.0) was passed on the way to "settings"
+    assert np.isneginf(out[[0, 1, 4]]).all() and out[3] == 2.0 and out[2] == 1.0
+    assert names.widened == 1 and names.gave_up == 0
+    mid_word = GroundedNames([NameIndex("load the settings")], top_k=2)
+    out = mid_word.mask("Call `config", scores.copy(), pieces)
+    assert np.isfinite(out).all() and mid_word.gave_up == 1 and mid_word.widened == 0
+
+
 def test_the_processor_reads_the_prompt_then_the_answer_from_token_ids() -> None:
     from core.llm.grounded_names import LlamaCppGroundedNames
 
@@ -109,8 +145,11 @@ def test_the_processor_reads_the_prompt_then_the_answer_from_token_ids() -> None
 def test_the_served_model_names_only_what_it_was_given(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Asked for code about a topic whose excerpt names nothing, the default model invents
-    helper names freely; grounded, it states fewer of them (none, here)."""
+    """Asked to name library functions about a topic whose excerpt names none, the default
+    model invents them (`dotenv`, `config.js`); grounded, it states none of those. Counted
+    outside code blocks, where an example's own names are free by design."""
+    import re
+
     from core.llm import get_llm
     from evals.voice.invented_specifics import Sources, invented_specifics
 
@@ -119,17 +158,21 @@ def test_the_served_model_names_only_what_it_was_given(
         {
             "role": "user",
             "content": "Excerpt: we load the settings once and keep them in one object.\n\n"
-            "Write a short post with a Python code example about loading settings.",
+            "Write a short post about loading settings: which library functions do you call? "
+            "Name them in backticks.",
         },
     ]
+
+    def invented_in_prose(answer: str) -> list[str]:
+        prose = re.sub(r"```.*?(?:```|\Z)", " ", answer, flags=re.S)
+        return invented_specifics(prose, Sources.of([m["content"] for m in request]))
+
     llm = get_llm()
-    sources = Sources.of([m["content"] for m in request])
     free = llm.generate(request, max_new_tokens=120, temperature=0.0)  # off unless asked
     grounded = llm.generate(request, max_new_tokens=120, temperature=0.0, grounded_names=True)
-    free_invented = invented_specifics(free, sources)
-    grounded_invented = invented_specifics(grounded, sources)
+    free_invented = invented_in_prose(free)
     assert free_invented, free
-    assert len(grounded_invented) < len(free_invented), (grounded_invented, grounded)
+    assert not set(free_invented) & set(invented_in_prose(grounded)), (free_invented, grounded)
 
 
 def test_code_examples_keep_their_own_names_but_not_invented_apis() -> None:
@@ -143,6 +186,9 @@ def test_code_examples_keep_their_own_names_but_not_invented_apis() -> None:
     assert names.allows(fence + "class ", "TestMyModule", in_fence=True)
     assert names.allows(fence, "asyncio.run(", in_fence=True)
     assert not names.allows(fence, "asyncio.get_event_loop(", in_fence=True)
+    # A space before the bracket does not hide the call.
+    assert not names.allows(fence + "asyncio.get_event_loop ", "()", in_fence=True)
+    assert names.allows(fence + "asyncio.run ", "(main())", in_fence=True)
     assert names.allows(fence + "#include <", "stdio.h>", in_fence=True)  # no mangled "stdio. h"
     written = fence + "my_dict = {}\nmy_dict.update(x)\n```\n\nHere "
     names.mask(written, np.zeros(2, dtype=np.float32), ["a", "b"])  # learns the answer's names

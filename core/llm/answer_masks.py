@@ -22,29 +22,67 @@ class AnswerCheck(Protocol):
 
 
 class TopCandidates:
-    """The base of a check: refuses, among the `top_k` best candidates (the ones greedy or top-p decoding can
-    pick), those `allows(text, piece)` turns away. When every one of them fails, the step is
-    left alone rather than forcing an unlikely token."""
+    """The base of a check: refuses, among the `top_k` best candidates (the ones greedy or
+    top-p decoding can pick), those `allows(text, piece)` turns away. When every one of them
+    fails, a step that may widen (`widen_to`) looks further down the ranking, best first, for
+    the first candidate allowed, and refuses all it passed on the way; when none of the
+    `widen_to` best is allowed (or `widen_to` is 0), the step is left alone rather than
+    forcing an unlikely token."""
 
     def __init__(self, top_k: int) -> None:
         self.top_k = top_k
         self.blocked = 0  # tokens turned away, for tests and benchmarks
+        self.widened = 0  # steps answered by a candidate below the top_k
         self.gave_up = 0  # steps where every checked candidate failed
 
     def refuse(
-        self, scores: np.ndarray, pieces: Sequence[str], allows: Callable[[str], bool]
+        self,
+        scores: np.ndarray,
+        pieces: Sequence[str],
+        allows: Callable[[str], bool],
+        widen_to: int = 0,
     ) -> np.ndarray:
         k = min(self.top_k, scores.shape[-1])
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.isfinite(scores[top])]
         refused = [int(t) for t in top if t < len(pieces) and not allows(pieces[t])]
         if refused and len(refused) == len(top):
-            self.gave_up += 1
-            return scores
+            further = self._first_allowed_below(scores, pieces, allows, set(refused), widen_to)
+            if further is None:
+                self.gave_up += 1
+                return scores
+            refused.extend(further)
+            self.widened += 1
         if refused:
             scores[np.asarray(refused, dtype=np.int64)] = -np.inf
             self.blocked += len(refused)
         return scores
+
+    def _first_allowed_below(
+        self,
+        scores: np.ndarray,
+        pieces: Sequence[str],
+        allows: Callable[[str], bool],
+        checked: set[int],
+        widen_to: int,
+    ) -> list[int] | None:
+        """The candidates refused on the way down the ranking to the first one allowed
+        below the top ones, or None when none of the `widen_to` best is allowed."""
+        wide = min(widen_to, scores.shape[-1])
+        if wide <= len(checked):
+            return None
+        ranked = np.argpartition(-scores, wide - 1)[:wide]
+        passed: list[int] = []
+        for token in ranked[np.argsort(-scores[ranked], kind="stable")]:
+            t = int(token)
+            if t in checked:
+                continue
+            if not np.isfinite(scores[t]):
+                return None
+            if t >= len(pieces) or allows(pieces[t]):
+                return passed
+            passed.append(t)
+        return None
 
 
 class DecodedAnswer:

@@ -202,9 +202,11 @@ class BaseLLM:
         kwargs.setdefault("top_p", self.defaults.top_p)
         kwargs.setdefault("repetition_penalty", self.defaults.repetition_penalty)
         kwargs.setdefault("dry_multiplier", self.defaults.dry_multiplier)
-        # DRY's penalty on both spellings of a word (core/llm/dry.py); False: the first
-        # recipe, kept for benchmarks/twin_quality.py's comparison.
+        # DRY's penalty on both spellings of a word (core/llm/dry.py) and grounded names'
+        # check of capitalised prose words; False: the earlier recipes, kept for
+        # benchmarks/twin_quality.py's comparison.
         kwargs.setdefault("dry_spellings", True)
+        kwargs.setdefault("prose_names", True)
         kwargs.setdefault("script", get_settings().LLM_SCRIPT)
         # Off unless asked: the twin's answers ask (retrievers.author_corpus.grounding_kwargs);
         # JSON for self-query, expansions and judges must not be steered.

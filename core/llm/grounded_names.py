@@ -15,9 +15,10 @@ an inner underscore or dot (`snake_case`, `os.path`), an inner capital (`CamelCa
 `camelCase`), a call (`name(`), any word inside a `code span`, numbers above 10, and links
 (`https://…`): a link must be one the prompt or the corpus holds, or the start of one while
 it is being written (the tuned twins wrote "https://peps.python.org/pep-0178a" and a
-150-character GitHub path that exist nowhere). Capitalised words of prose (people, tools)
-are not checked: the prompt's words are too few to tell a new name from an ordinary
-capitalised word.
+150-character GitHub path that exist nowhere). A capitalised word inside a sentence (a
+person, a tool, a place: "Atrium") must be a word the prompt or the author's corpus holds, in
+any case; with the prompt alone that would refuse ordinary words, so it is checked only when
+the corpus is given.
 
 Only the `top_k` best candidates are checked at each step (core/llm/answer_masks.py), as a
 logits processor, the public hook of both runtimes, like DRY (core/llm/dry.py) and the
@@ -48,10 +49,19 @@ _AFTER_URL = ".,;:!?"
 _URL_BOUNDARIES = "./-#?&=:%~+,;!@$*("
 # Dotted abbreviations of prose, not names (the yardstick skips them too).
 _PROSE_ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "vs", "a.k.a", "u.s", "p.s"})
+# What comes before a capitalised word inside a sentence (evals.voice.invented_specifics).
+_BEFORE_PROSE_NAME_RE = re.compile(r"[a-z0-9,;)] $")
+# Capitalised words of prose that name nothing (the yardstick skips them too).
+_PROSE_WORDS = frozenset({"ok", "vs", "etc"})
 # In a code example, attributes of these are the example's own.
 _LOCAL_HEADS = frozenset({"self", "cls"})
 # Numbers too small to be a claim ("2 reasons", "step 3"), as the yardstick counts them.
 SMALL_NUMBER = 10
+# When every one of the top candidates would start an ungrounded name (a code span the
+# prompt's names cannot fill), how far down the ranking a grounded start is looked for,
+# rather than letting the invented name through. Only at a word's start: inside a word,
+# forcing a rare piece only mangles it ("configuraormat"), so that step is left alone.
+WIDEN_TO = 400
 # How far back the current line and word are looked for (a name is shorter than this).
 _TAIL_CHARS = 240
 
@@ -127,13 +137,28 @@ def _claims_a_name(word: str, in_code: bool, called: bool) -> bool:
     return "_" in core.lstrip("_") or "." in core or _CAMEL_RE.search(core) is not None
 
 
+def _names_in_prose(text: str, start: int, word: str, finished: bool) -> bool:
+    """Whether `word`, at `start` of `text`, is a capitalised word inside a sentence (after a
+    lower-case letter, a digit, a comma, a semicolon or a bracket, and a space): a person, a
+    tool, a place ("Atrium", "Linus Torvalds"), as the yardstick reads one. A sentence's
+    first word and "I" are free; so is a word the author's corpus spells in any case."""
+    if not word[:1].isupper() or word.lower() in _PROSE_WORDS:
+        return False
+    if finished and len(word.rstrip(".")) < 2:
+        return False
+    return _BEFORE_PROSE_NAME_RE.search(text, max(0, start - 2), start) is not None
+
+
 class GroundedNames(TopCandidates):
     """Which candidate continuations would state a name that neither the prompt, the
     author's corpus nor the answer itself holds."""
 
-    def __init__(self, indexes: Sequence[NameIndex], top_k: int = 40) -> None:
+    def __init__(
+        self, indexes: Sequence[NameIndex], top_k: int = 40, prose_names: bool = False
+    ) -> None:
         super().__init__(top_k)
         self.indexes = list(indexes)
+        self.prose_names = prose_names  # capitalised words inside sentences are checked too
         self._own = NameIndex("")
         self._own_text = ""
 
@@ -177,6 +202,9 @@ class GroundedNames(TopCandidates):
         tail = text[-_TAIL_CHARS:]
         if not in_fence and not self._links_allow(tail, piece):
             return False
+        if in_fence and tail.endswith(" ") and piece.lstrip(" ").startswith("("):
+            # `asyncio.get_event_loop ()`: a space does not make a call any less a claim.
+            tail, piece = tail.rstrip(" "), piece.lstrip(" ")
         open_word = _OPEN_WORD_RE.search(tail)
         start = open_word.start() if open_word else len(tail)
         joined = tail + piece
@@ -208,7 +236,10 @@ class GroundedNames(TopCandidates):
             else:
                 called = finished and joined[match.end()] == "("
                 in_code = in_code_span(joined[line_start : match.start()])
-                if not _claims_a_name(word, in_code, called):
+                named = _claims_a_name(word, in_code, called) or (
+                    self.prose_names and _names_in_prose(joined, match.start(), word, finished)
+                )
+                if not named:
                     continue
             known = self._spells(lowered) if finished else self._starts(lowered.rstrip("."))
             if not known:
@@ -223,28 +254,48 @@ class GroundedNames(TopCandidates):
         name set to -inf."""
         self._learn_own_names(text)
         in_fence = text.count("```") % 2 == 1
-        return self.refuse(scores, pieces, lambda piece: self.allows(text, piece, in_fence))
+        at_word_start = not text or not (text[-1].isalnum() or text[-1] in "_.")
+        return self.refuse(
+            scores,
+            pieces,
+            lambda piece: self.allows(text, piece, in_fence),
+            widen_to=WIDEN_TO if at_word_start else 0,
+        )
 
 
-def grounded_names(prompt: str, sources: NameIndex | None, top_k: int) -> GroundedNames:
+def grounded_names(
+    prompt: str, sources: NameIndex | None, top_k: int, prose_names: bool = True
+) -> GroundedNames:
     """The check for one generation: the prompt's names, plus `sources` (the author's
-    corpus) when given."""
-    return GroundedNames([NameIndex(prompt), *([sources] if sources else [])], top_k)
+    corpus) when given, which is enough words to check capitalised words of prose too."""
+    return GroundedNames(
+        [NameIndex(prompt), *([sources] if sources else [])],
+        top_k,
+        prose_names=prose_names and sources is not None,
+    )
 
 
 class LlamaCppGroundedNames(LlamaCppAnswerMask):
     """A llama-cpp-python `logits_processor` keeping the answer to grounded names."""
 
     def __init__(
-        self, pieces: Sequence[str], sources: NameIndex | None = None, top_k: int = 40
+        self,
+        pieces: Sequence[str],
+        sources: NameIndex | None = None,
+        top_k: int = 40,
+        prose_names: bool = True,
     ) -> None:
-        super().__init__(pieces, lambda prompt: grounded_names(prompt, sources, top_k))
+        super().__init__(pieces, lambda prompt: grounded_names(prompt, sources, top_k, prose_names))
 
 
 class TransformersGroundedNames(TransformersAnswerMask):
     """A transformers `LogitsProcessor` keeping the answer to grounded names."""
 
     def __init__(
-        self, pieces: Sequence[str], sources: NameIndex | None = None, top_k: int = 40
+        self,
+        pieces: Sequence[str],
+        sources: NameIndex | None = None,
+        top_k: int = 40,
+        prose_names: bool = True,
     ) -> None:
-        super().__init__(pieces, lambda prompt: grounded_names(prompt, sources, top_k))
+        super().__init__(pieces, lambda prompt: grounded_names(prompt, sources, top_k, prose_names))

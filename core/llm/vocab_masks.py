@@ -91,7 +91,9 @@ class VocabMasks:
                 if llamacpp
                 else grounded_names.TransformersGroundedNames
             )
-            processors.append(names(self._piece_texts, kwargs.get("grounding_sources")))
+            sources = kwargs.get("grounding_sources")
+            prose = bool(kwargs.get("prose_names", True))
+            processors.append(names(self._piece_texts, sources, prose_names=prose))
         index, max_copied = kwargs.get("recitation_index"), kwargs.get("max_copied_words")
         if index is not None and max_copied:
             guard = (
