@@ -49,10 +49,11 @@ _AFTER_URL = ".,;:!?"
 _URL_BOUNDARIES = "./-#?&=:%~+,;!@$*("
 # Dotted abbreviations of prose, not names (the yardstick skips them too).
 _PROSE_ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "vs", "a.k.a", "u.s", "p.s"})
-# What comes before a capitalised word inside a sentence (evals.voice.invented_specifics).
-_BEFORE_PROSE_NAME_RE = re.compile(r"[a-z0-9,;)] $")
-# Capitalised words of prose that name nothing (the yardstick skips them too).
-_PROSE_WORDS = frozenset({"ok", "vs", "etc"})
+# What comes before a capitalised word inside a sentence, which makes it a name; shared
+# with the yardstick (evals.voice.invented_specifics), as are the words that name nothing.
+BEFORE_PROSE_NAME = r"[a-z0-9,;)] "
+_BEFORE_PROSE_NAME_RE = re.compile(BEFORE_PROSE_NAME + "$")
+NOT_SPECIFIC = frozenset({"i", "i'm", "i've", "i'd", "i'll", "e.g", "i.e", "etc", "vs", "ok"})
 # In a code example, attributes of these are the example's own.
 _LOCAL_HEADS = frozenset({"self", "cls"})
 # Numbers too small to be a claim ("2 reasons", "step 3"), as the yardstick counts them.
@@ -142,7 +143,7 @@ def _names_in_prose(text: str, start: int, word: str, finished: bool) -> bool:
     lower-case letter, a digit, a comma, a semicolon or a bracket, and a space): a person, a
     tool, a place ("Atrium", "Linus Torvalds"), as the yardstick reads one. A sentence's
     first word and "I" are free; so is a word the author's corpus spells in any case."""
-    if not word[:1].isupper() or word.lower() in _PROSE_WORDS:
+    if not word[:1].isupper() or word.lower() in NOT_SPECIFIC:
         return False
     if finished and len(word.rstrip(".")) < 2:
         return False

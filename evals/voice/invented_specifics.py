@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from core.llm.grounded_names import number_is_small
+from core.llm.grounded_names import BEFORE_PROSE_NAME, NOT_SPECIFIC, number_is_small
 
 # A code span, a URL, and identifier shapes no prose word has.
 # ``literal`` (reStructuredText) before `literal` (Markdown), so neither swallows the text
@@ -34,9 +34,10 @@ _NUMBER_RE = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
 _LIST_NUMBER_RE = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)
 # Capitalised words not at a sentence start: names of people, tools, places.
 _NAME_RE = re.compile(
-    r"(?<=[a-z0-9,;)] )[A-Z][\w'’-]*[A-Za-z0-9](?: (?:[A-Z][\w'’-]*[A-Za-z0-9]))*"
+    rf"(?<={BEFORE_PROSE_NAME})[A-Z][\w'’-]*[A-Za-z0-9](?: (?:[A-Z][\w'’-]*[A-Za-z0-9]))*"
 )
-_NOT_SPECIFIC = frozenset({"i", "i'm", "i've", "i'd", "i'll", "e.g", "i.e", "etc", "vs", "ok"})
+
+
 def _add_identifiers(text: str, add: Callable[[str], None]) -> None:
     for match in _CALL_RE.finditer(text):
         add(match.group(1) + "()")
@@ -53,7 +54,7 @@ def extract_specifics(text: str) -> list[str]:
     def add(item: str) -> None:
         item = item.strip().strip(".,;:")
         key = item.removesuffix("()")  # `run()` in code and run() in prose: one claim
-        if len(item) >= 2 and item.lower() not in _NOT_SPECIFIC and key not in seen:
+        if len(item) >= 2 and item.lower() not in NOT_SPECIFIC and key not in seen:
             seen.add(key)
             found.append(item)
 
