@@ -65,7 +65,9 @@ def _answers(
     from retrievers.author_corpus import grounding_kwargs
 
     llm = get_llm(ref)
-    grounding = grounding_kwargs(author)  # as the served twin answers
+    # As the served twin answers, less the documents the requests come from (the answer key).
+    held_out = frozenset(p.document_id for p in requests if p.document_id)
+    grounding = grounding_kwargs(author, leave_out=held_out)
     answers = [
         llm.generate(
             twin_messages(p.instruction, p.context, author),

@@ -14,7 +14,7 @@ from core.verbatim import CopyIndex
 
 _INDEXES_LOCK = threading.Lock()
 # author → (fingerprint of their documents, the indexes): rebuilt only when the writing changes.
-_INDEXES: dict[str, tuple[str, AuthorIndexes]] = {}
+_INDEXES: dict[tuple[str, frozenset[str]], tuple[str, AuthorIndexes]] = {}
 
 
 def load_cleaned_documents(
@@ -83,27 +83,38 @@ class AuthorIndexes:
             return self._copy
 
 
-def author_indexes(author: str, client: Any = None) -> AuthorIndexes | None:
-    """The indexes of the author's cleaned documents (None when the store holds none of
-    their writing). Cached per author until their documents change."""
+def author_indexes(
+    author: str, client: Any = None, leave_out: frozenset[str] = frozenset()
+) -> AuthorIndexes | None:
+    """The indexes of the author's cleaned documents, less the `leave_out` document ids
+    (None when the store holds none of their writing). Cached per author and `leave_out`
+    until their documents change."""
     # Per request only ids and hashes are read; the writing itself when it changed.
-    stamps = load_cleaned_documents(author, client, fields=["content_hash"])
+    stamps = [
+        doc
+        for doc in load_cleaned_documents(author, client, fields=["content_hash"])
+        if str(doc["document_id"]) not in leave_out
+    ]
     if not stamps:
         return None
     digest = hashlib.sha256()
     for doc in stamps:
         digest.update(f"{doc['document_id']}|{doc.get('content_hash', '')}\n".encode())
     fingerprint = digest.hexdigest()
+    key = (author, leave_out)
     with _INDEXES_LOCK:
-        cached = _INDEXES.get(author)
+        cached = _INDEXES.get(key)
         if cached and cached[0] == fingerprint:
             return cached[1]
-    docs = load_cleaned_documents(author, client)
+    docs = [
+        doc for doc in load_cleaned_documents(author, client)
+        if str(doc["document_id"]) not in leave_out
+    ]  # fmt: skip
     if not docs:
         return None
     indexes = AuthorIndexes([str(doc["content"]) for doc in docs])
     with _INDEXES_LOCK:
-        _INDEXES[author] = (fingerprint, indexes)
+        _INDEXES[key] = (fingerprint, indexes)
     return indexes
 
 
@@ -114,18 +125,23 @@ def author_name_index(author: str, client: Any = None) -> NameIndex | None:
     return indexes.names if indexes else None
 
 
-def grounding_kwargs(author: str, client: Any = None) -> dict[str, Any]:
+def grounding_kwargs(
+    author: str, client: Any = None, leave_out: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """The generation kwargs that keep the twin's answer to names it was given
     (core/llm/grounded_names.py, on or off by `LLM_GROUNDED_NAMES`, with the author's own
     names beside the prompt's) and from reciting the author's documents
     (core/llm/recitation.py, `LLM_MAX_COPIED_WORDS`), and that hold back its end until it
     has `LLM_MIN_ANSWER_WORDS` words (core/llm/min_words.py). One place for the served
-    answer, the gate and the benchmarks."""
+    answer, the gate and the benchmarks. An evaluation passes its held-out documents as
+    `leave_out`: grounded in the answer key, the twin's names would be judged invented by
+    the yardstick, which counts only the training documents."""
     from core.settings import get_settings
 
     settings = get_settings()
     names, max_copied = settings.LLM_GROUNDED_NAMES, settings.LLM_MAX_COPIED_WORDS
-    indexes = author_indexes(author, client) if author and (names or max_copied) else None
+    wanted = author and (names or max_copied)
+    indexes = author_indexes(author, client, leave_out) if wanted else None
     kwargs: dict[str, Any] = {"grounded_names": names}
     if settings.LLM_MIN_ANSWER_WORDS:
         kwargs["min_words"] = settings.LLM_MIN_ANSWER_WORDS

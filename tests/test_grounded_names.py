@@ -222,6 +222,15 @@ def test_the_twin_grounds_in_the_authors_stored_writing(
     assert kwargs["max_copied_words"] == 6
     assert kwargs["recitation_index"].words > 1000  # the recitation guard's index of Maya's words
     assert kwargs["min_words"] == 40  # a writing request's answer runs on to 40 words
+    # The gate leaves its held-out documents out: the answer key grounds nothing.
+    from retrievers.author_corpus import load_cleaned_documents
+
+    docs = load_cleaned_documents(author)
+    holding = frozenset(str(d["document_id"]) for d in docs if "with_retries" in d["content"])
+    assert holding and len(holding) < len(docs)
+    without = grounding_kwargs(author, leave_out=holding)["grounding_sources"]
+    assert not without.spells("with_retries") and without is not kwargs["grounding_sources"]
+    assert author_name_index(author) is kwargs["grounding_sources"]  # each kept apart
     assert grounding_kwargs("Nobody Here") == {
         "grounded_names": True,
         "min_words": 40,
