@@ -13,7 +13,8 @@ from core.llm.grounded_names import NameIndex
 from core.verbatim import CopyIndex
 
 _INDEXES_LOCK = threading.Lock()
-# author → (fingerprint of their documents, the indexes): rebuilt only when the writing changes.
+# (author, documents left out) → (fingerprint of their documents, the indexes): rebuilt only
+# when the writing changes.
 _INDEXES: dict[tuple[str, frozenset[str]], tuple[str, AuthorIndexes]] = {}
 
 
@@ -90,11 +91,7 @@ def author_indexes(
     (None when the store holds none of their writing). Cached per author and `leave_out`
     until their documents change."""
     # Per request only ids and hashes are read; the writing itself when it changed.
-    stamps = [
-        doc
-        for doc in load_cleaned_documents(author, client, fields=["content_hash"])
-        if str(doc["document_id"]) not in leave_out
-    ]
+    stamps = _kept(load_cleaned_documents(author, client, fields=["content_hash"]), leave_out)
     if not stamps:
         return None
     digest = hashlib.sha256()
@@ -106,16 +103,20 @@ def author_indexes(
         cached = _INDEXES.get(key)
         if cached and cached[0] == fingerprint:
             return cached[1]
-    docs = [
-        doc for doc in load_cleaned_documents(author, client)
-        if str(doc["document_id"]) not in leave_out
-    ]  # fmt: skip
+    docs = _kept(load_cleaned_documents(author, client), leave_out)
     if not docs:
         return None
     indexes = AuthorIndexes([str(doc["content"]) for doc in docs])
     with _INDEXES_LOCK:
+        if leave_out:  # one evaluation's set at a time: a watch loop's gates would pile up
+            for stale in [k for k in _INDEXES if k[0] == author and k[1] and k != key]:
+                del _INDEXES[stale]
         _INDEXES[key] = (fingerprint, indexes)
     return indexes
+
+
+def _kept(docs: list[dict[str, Any]], leave_out: frozenset[str]) -> list[dict[str, Any]]:
+    return [doc for doc in docs if str(doc["document_id"]) not in leave_out]
 
 
 def author_name_index(author: str, client: Any = None) -> NameIndex | None:
