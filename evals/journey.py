@@ -40,13 +40,16 @@ MIN_DOCUMENTS = 5
 MIN_TRAIN_PAIRS = 20
 MIN_TEST_PAIRS = 1
 REPORT_REQUESTS = 3  # held-out requests in the before/after report
-# The gate decides on its own held-out measurements (perplexity under the serving prompt,
-# answers on the yardstick); the training run's base-vs-tuned scores are a diagnostic in
-# the tracker. Sized for that: 16 held-out and 16 training pairs and 6,000 words of the
-# held-out documents instead of 64 + 64 pairs and whole documents (Alyssa Coghlan's 23
-# PEPs: 9.6 → 1.9 minutes of scoring).
-JOURNEY_EVAL_PAIRS = 16
-JOURNEY_EVAL_DOCUMENT_WORDS = 6_000
+# The whole `finetune twin` run, in minutes, unless `--budget-minutes` says otherwise: the
+# training loop gets what the other parts (estimated from the last journey on this DATA_DIR,
+# else `journey_progress.PRIORS`) leave of it. `ingest add` of ~50 posts takes about 2
+# minutes (23 PEPs: 43 s on an AVX-512 CPU, 1.7 min on an AVX2-only one), so ingest → served
+# twin fits 20.
+BUDGET_MINUTES = 18.0
+# The fewest LoRA steps a budget may leave: the schedule warms up for a tenth of its steps
+# and anneals over the rest, and at 2×512 tokens a step, 10 steps are ~10k tokens, about a
+# tenth of a 50-post corpus. Below that the journey trains 10 anyway and says it runs over.
+MIN_TRAINING_STEPS = 10
 
 
 class NotEnoughWriting(RuntimeError):
@@ -119,9 +122,12 @@ def run_journey(
     use_llm: bool = False,
     generator: str | None = None,
     progress_file: Any = None,
+    budget_minutes: float = BUDGET_MINUTES,
 ) -> dict[str, Any]:
     """Dataset → training → gate (→ promotion) → before/after report; the result object.
-    Raises `NotEnoughWriting` before any training when the author has too little."""
+    Raises `NotEnoughWriting` before any training when the author has too little. With
+    `budget_minutes` (0: none, the loop then follows `config.max_minutes`) the training loop
+    is time-boxed so that the whole run ends within it (`JourneyProgress.training_budget`)."""
     from core.settings import get_settings
     from evals.gate import served_reference
     from evals.journey_progress import JourneyProgress, load_timings, save_timings
@@ -129,6 +135,7 @@ def run_journey(
     from evals.voice import load_dataset_passages
     from finetune import datasets as fds
     from finetune.passages import BuildParams, passages_for
+    from finetune.sft import minutes
     from finetune.train import resolved_base_ref, train
     from retrievers.author_corpus import load_cleaned_documents
     from retrievers.store import close_qdrant_client
@@ -149,6 +156,8 @@ def run_journey(
                          file=progress_file, llm_instructions=use_llm)  # fmt: skip
     # Counted before the build so that the first line already estimates the whole journey.
     ui.passages = sum(len(passages_for(d, BuildParams())) for d in docs)
+    if budget_minutes:  # the first estimate already counts the steps the budget leaves
+        ui.training_budget(budget_minutes * 60, MIN_TRAINING_STEPS)
 
     # [1/4] dataset
     ui.begin("dataset", f"{writing.words:,} words in {writing.documents} documents")
@@ -178,11 +187,23 @@ def run_journey(
 
     # [2/4] training (+ GGUF export, registered as `candidate`)
     config.dataset_version = manifest["version"]
-    config.eval_max_examples = min(config.eval_max_examples, JOURNEY_EVAL_PAIRS)
-    config.eval_document_words = JOURNEY_EVAL_DOCUMENT_WORDS
-    ui.begin("training", f"{config.max_steps} steps of LoRA on {config.base_model}")
+    # The gate measures the held-out perplexity that decides; scoring it around the training
+    # loop too would spend the budget's minutes on a diagnostic.
+    config.score_held_out = False
+    steps = f"{config.max_steps} steps"
+    if budget_minutes:
+        loop_s, over = ui.training_budget(budget_minutes * 60, MIN_TRAINING_STEPS)
+        config.max_minutes = loop_s / 60  # the budget's share replaces --max-minutes
+        config.expected_step_seconds = ui.est["per_step"]
+        share = (
+            f"the {budget_minutes:g}-minute budget leaves less on this machine: it runs over, "
+            "--budget-minutes sets it"
+            if over
+            else f"{minutes(loop_s)} of the {budget_minutes:g}-minute budget"
+        )
+        steps = f"up to {ui.steps} steps ({share})"
+    ui.begin("training", f"{steps} of LoRA on {config.base_model}")
     trained = train(config, progress=ui.train_event)
-    caches["base_scores_cached_sets"] = int(trained.metrics.get("train/base_scores_cached", 0))
     version = trained.version
     ui.end(f"registered {name}@{version}")
 
@@ -230,6 +251,7 @@ def run_journey(
         ],
         "training": {k: v for k, v in trained.metrics.items() if k.startswith(("train/", "eval"))},
         "stage_seconds": {k: round(v, 1) for k, v in ui.seconds.items()},
+        "budget_minutes": budget_minutes,
         "seconds": round(time.perf_counter() - ui.started, 1),
         "caches": caches,
     }
@@ -252,7 +274,10 @@ def journey_command(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
     try:
         use_llm = args.llm_instructions or bool(args.generator)  # naming one asks for it
-        result = run_journey(config, use_llm=use_llm, generator=args.generator)
+        budget = BUDGET_MINUTES if args.budget_minutes is None else args.budget_minutes
+        result = run_journey(
+            config, use_llm=use_llm, generator=args.generator, budget_minutes=budget
+        )
     except NotEnoughWriting as exc:
         if args.json:
             print(json.dumps({"status": "not-enough-writing", "message": str(exc),

@@ -25,22 +25,22 @@ from finetune.sft import minutes
 
 STAGES = ("dataset", "training", "gate", "report")
 # Seconds per part on a first run: the journey on Alyssa Coghlan's 23 PEPs (93,787 words,
-# 458 passages) on 2 idle cores with the default base (Qwen2.5-Coder-0.5B: LoRA steps of
-# 2×512 tokens, the journey's small held-out sets, Q8_0 export, llama.cpp answers, the
-# report reusing the gate's answers). Only the estimate shown before a part runs; the
-# journey measures and remembers its own.
+# 458 passages) with the default base (Qwen2.5-Coder-0.5B: LoRA steps of 2×512 tokens, Q8_0
+# export, the gate's 32 scored passages and 8 llama.cpp answers per model, the report reusing
+# the gate's answers) on the slowest 2-core CPU measured, an AVX2-only EPYC (fp32 LoRA).
+# They size the training's share of a `--budget-minutes` budget on a first run, so a first
+# journey ends on time there; a faster CPU (AVX-512, bf16: 8.5–10 s a step, gate 4.7 min)
+# trains a few steps less than it could, once: the journey measures and remembers its own.
 PRIORS: dict[str, float] = {
-    "per_passage": 0.01,  # templates: the passages cut and checked (the default)
-    "per_passage_llm": 1.6,  # `--llm-instructions`: the generator writes one per passage
-    "load base": 4.0,
-    "score base": 54.0,
-    "per_step": 10.1,
-    "score tuned": 62.0,
-    "export": 42.0,
-    "gate": 300.0,
+    "per_passage": 0.013,  # templates: the passages cut and checked (the default)
+    "per_passage_llm": 1.6,  # `--llm-instructions` (AVX-512 CPU): one request per passage
+    "load base": 9.0,
+    "per_step": 34.7,
+    "export": 69.0,
+    "gate": 486.0,
     "report": 1.0,
 }
-TRAIN_PARTS = ("load base", "score base", "fine-tune", "score tuned", "export")
+TRAIN_PARTS = ("load base", "fine-tune", "export")
 LINE_EVERY_S = 30.0
 
 
@@ -126,6 +126,19 @@ class JourneyProgress:
             total += max(0.0, self._stage_estimate(self.stage) - (now - self.stage_started))
         return total
 
+    def training_budget(self, budget_s: float, min_steps: int) -> tuple[float, bool]:
+        """Seconds the LoRA loop may run for the journey to end `budget_s` after it started:
+        the budget less the time elapsed and the estimates of every other part still ahead
+        (loading the base, the export, the gate, the report). Never below `min_steps` at the
+        estimated step speed; then the journey runs over, and the flag says so. Call it
+        between the dataset and the training; the step count shown follows it."""
+        ahead = STAGES[STAGES.index(self.stage) + 1 :] if self.stage else STAGES
+        others = sum(self._stage_estimate(s) for s in ahead) - self._part_estimate("fine-tune")
+        loop = budget_s - (time.perf_counter() - self.started) - others
+        floor = min_steps * self.est["per_step"]
+        self.steps = min(self.steps, max(min_steps, int(loop / self.est["per_step"])))
+        return max(loop, floor), loop < floor
+
     # --- lines -------------------------------------------------------------------------
 
     def _print(self, text: str, rewrite: bool = False) -> None:
@@ -183,10 +196,7 @@ class JourneyProgress:
             self.measured["per_step"] = seconds / steps
         else:
             self.est[part] = seconds  # done: nothing of it is left
-            if part == "score base" and not event.get("cached_sets"):
-                self.est["score tuned"] = seconds  # the same sets, scored again after training
-            if part != "score base" or not event.get("cached_sets"):
-                self.measured[part] = seconds
+            self.measured[part] = seconds
         detail = f": {event['detail']}" if event.get("detail") else ""
         self._print(f"{part} done in {minutes(seconds)}{detail}")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import textwrap
 from datetime import UTC, datetime
@@ -186,6 +187,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- before: `{report['before']['ref']}` ({report['before']['role']})",
         f"- dataset: `{report['dataset_version']}`",
         f"- journey: {report['seconds'] / 60:.1f} min",
+        *([f"- {note}"] if (note := budget_note(report)) else []),
         "",
         "## Gate",
         "",
@@ -224,6 +226,23 @@ def _columns(left: str, right: str, width: int) -> list[str]:
     a += [""] * (rows - len(a))
     b += [""] * (rows - len(b))
     return [f"{x:<{col}} │ {y}" for x, y in zip(a, b, strict=True)]
+
+
+def budget_note(report: dict[str, Any]) -> str | None:
+    """When the budget cut the training below the recipe: how many steps fit, and the
+    budget that would give the recipe all of them at this machine's measured speed."""
+    training = report.get("training", {})
+    steps = int(training.get("train/steps", 0))
+    planned = int(training.get("train/planned_steps", 0))
+    if not report.get("budget_minutes") or not steps or steps >= planned:
+        return None
+    per_step = float(training.get("train/seconds", 0.0)) / steps
+    needed = report["seconds"] + (planned - steps) * per_step
+    return (
+        f"training: {steps} of the recipe's {planned} LoRA steps fit the "
+        f"{report['budget_minutes']:g}-minute budget on this machine ({per_step:.0f} s a step); "
+        f"`--budget-minutes {math.ceil(needed / 60)}` trains them all"
+    )
 
 
 def print_report(report: dict[str, Any], paths: tuple[Path, Path], file: TextIO) -> None:
@@ -265,4 +284,6 @@ def print_report(report: dict[str, Any], paths: tuple[Path, Path], file: TextIO)
         )
     stages = ", ".join(f"{k} {minutes(v)}" for k, v in report["stage_seconds"].items())
     print(f"journey: {minutes(report['seconds'])} ({stages})", file=file)
+    if note := budget_note(report):
+        print(note, file=file)
     print(f"report: {paths[1]} (and {paths[0].name})", file=file)

@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tw.add_argument("--no-llm", action="store_true", help=argparse.SUPPRESS)  # the default now
     tw.add_argument("--generator", default=None, help="the LLM that writes the requests")
+    tw.add_argument("--budget-minutes", type=float, default=None,
+                    help="the whole run's budget (default 18: ingest of ~50 posts and this fit "
+                    "20 minutes); the LoRA loop gets what the rest, timed here last run, leaves "
+                    "(in place of --max-minutes); 0 = none")  # fmt: skip
     tw.add_argument("--json", action="store_true", help="print the result object as JSON")
 
     w = sub.add_parser(

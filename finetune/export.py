@@ -63,8 +63,11 @@ def merge_adapter(base_path: str, adapter_dir: Path, merged_dir: Path, tokenizer
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from finetune.sft import without_checkpointing_notice
+
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    with without_checkpointing_notice():
+        merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.eval()
     merged_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(merged_dir))

@@ -24,6 +24,7 @@ import logging
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,12 +65,23 @@ class TimeBox:
     runs, to what fits the wall-clock budget at the measured speed: on a busy CPU the run
     ends on time AND with its learning rate annealed, instead of being cut mid-schedule."""
 
-    def __init__(self, max_steps: int, warmup_ratio: float, budget_s: float) -> None:
-        self.total = max(1, max_steps)
+    def __init__(
+        self, max_steps: int, warmup_ratio: float, budget_s: float, step_s_estimate: float = 0.0
+    ) -> None:
+        self.max_steps = max(1, max_steps)
+        self.total = self.max_steps
+        if budget_s and step_s_estimate > 0:
+            # Sized from the start, so the first steps' totals and time left already fit the
+            # budget; refitted (down or back up to max_steps) at the measured speed.
+            self.total = min(self.max_steps, max(1, int(budget_s / step_s_estimate)))
         self.warmup = max(0, round(max_steps * warmup_ratio))
         self.budget_s = budget_s
         self.started = self.first_step_done = 0.0
-        self.cut = False
+
+    @property
+    def cut(self) -> bool:
+        """Whether the budget planned fewer steps than max_steps."""
+        return self.total < self.max_steps
 
     def lr_factor(self, step: int) -> float:
         """LambdaLR factor for optimizer step `step` (0-based)."""
@@ -88,8 +100,7 @@ class TimeBox:
         elif self.budget_s and step >= 3:
             per_step = (now - self.first_step_done) / (step - 1)
             fits = step + int((self.budget_s - (now - self.started)) / per_step)
-            if fits < self.total:
-                self.total, self.cut = max(step, fits), True
+            self.total = min(self.max_steps, max(step, fits))
         return step >= self.total or bool(self.budget_s and now - self.started > self.budget_s)
 
     def eta(self, step: int) -> float:
@@ -126,6 +137,7 @@ def sft_train(
         config.max_steps,
         config.warmup_ratio,
         float(config.max_minutes) * 60 if config.max_minutes else 0.0,
+        config.expected_step_seconds,
     )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -289,6 +301,18 @@ def quiet_library_bars(file: TextIO | None = None) -> None:
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     huggingface_hub.utils.disable_progress_bars()
+
+
+@contextmanager
+def without_checkpointing_notice() -> Iterator[None]:
+    """peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates: a
+    FutureWarning amid every run's progress (adding the adapter, merging it for the export)
+    that no user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+        )
+        yield
 
 
 def stage_line(event: dict[str, Any], elapsed: float) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import random
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +52,9 @@ class TrainConfig:
     max_steps: int = 60
     # Wall-clock cap on the training loop (0 = none): a loaded CPU ends early, not late.
     max_minutes: float = 20.0
+    # Seconds a step is expected to take on this machine (0: unknown): sizes the loop to
+    # max_minutes from its first step instead of from the third (`finetune.sft.TimeBox`).
+    expected_step_seconds: float = 0.0
     batch_size: int = 2
     grad_accum: int = 1
     seq_len: int = 512
@@ -69,6 +71,10 @@ class TrainConfig:
     quantization: str = "auto"  # auto (4-bit on CUDA) | 4bit | none
     seed: int = 42
     beta: float = 0.1  # DPO temperature
+    # Base-vs-tuned perplexity on held-out sets, before and after the loop (a diagnostic in
+    # the tracker). `finetune twin` turns it off: its gate measures the held-out perplexity
+    # that decides, and on an AVX2-only CPU the two scorings took 10.4 of its 41 minutes.
+    score_held_out: bool = True
     eval_max_examples: int = 64
     eval_window: int = 512  # tokens per window of the held-out document perplexity
     # Words of the held-out documents scored, shared among them (0 = the whole documents).
@@ -149,6 +155,8 @@ def load_base(config: TrainConfig) -> tuple[Any, Any, str, bool]:
 def add_lora(model: Any, config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
+    from finetune.sft import without_checkpointing_notice
+
     targets: Any = config.target_modules
     if targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
@@ -160,12 +168,7 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    with warnings.catch_warnings():
-        # peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates: a
-        # FutureWarning in every training run's progress that no user can act on.
-        warnings.filterwarnings(
-            "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
-        )
+    with without_checkpointing_notice():
         return get_peft_model(model, lora)
 
 
@@ -193,41 +196,21 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _sft(
-    model: Any,
+def _eval_sets(
     tokenizer: Any,
     dd: Any,
     config: TrainConfig,
-    run: Any,
     extra_eval: dict[str, list[dict]] | None,
     extra_documents: dict[str, list[str]] | None,
-    fit: Any = None,
-    base_path: str = "",
-    progress: ProgressFn | None = None,
-) -> tuple[list[float], dict[str, float]]:
-    """Score base → train (`fit`, default `sft_train`) → score tuned, on the same held-out
-    sets."""
-    from finetune.perplexity import relative_drop
-    from finetune.sft import progress_stage, sft_train, use_bf16
-    from finetune.train_data import (
-        document_texts,
-        encode_split,
-        leading_words,
-        to_dataset,
-        training_items,
-        windows,
-    )
+) -> EvalSets | None:
+    """The held-out sets scored before and after training; None when `score_held_out` is
+    off."""
+    from finetune.train_data import document_texts, encode_split, leading_words
 
-    bf16 = use_bf16(config.precision)
-    items = training_items(
-        tokenizer, list(dd["train"]), config.objective, config.seq_len, config.seed
-    )
-    if not config.packing:
-        items = windows(items, config.seq_len)
-    if not items:
-        raise ValueError(f"nothing to train on in dataset {config.dataset_version}")
+    if not config.score_held_out:
+        return None
     test_rows = list(held_out_split(dd, config.eval_max_examples))
-    sets = EvalSets(
+    return EvalSets(
         pairs={
             "eval": encode_split(tokenizer, test_rows, config.seq_len),
             # The same training examples before/after: a noise-free view of whether it fit.
@@ -250,12 +233,44 @@ def _sft(
             if texts
         },
     )
-    with progress_stage(progress, "score base") as stage:
-        base, hits = cached_base_scores(
-            model, tokenizer, sets, config, bf16, base_path, four_bit=wants_4bit(config)
-        )
-        stage["detail"] = f"{hits} of {len(sets.pairs) + len(sets.documents)} sets cached"
-        stage["cached_sets"] = hits
+
+
+def _sft(
+    model: Any,
+    tokenizer: Any,
+    dd: Any,
+    config: TrainConfig,
+    run: Any,
+    extra_eval: dict[str, list[dict]] | None,
+    extra_documents: dict[str, list[str]] | None,
+    fit: Any = None,
+    base_path: str = "",
+    progress: ProgressFn | None = None,
+) -> tuple[list[float], dict[str, float]]:
+    """Score base → train (`fit`, default `sft_train`) → score tuned, on the same held-out
+    sets (only the training when `config.score_held_out` is off)."""
+    from finetune.perplexity import relative_drop
+    from finetune.sft import progress_stage, sft_train, use_bf16
+    from finetune.train_data import to_dataset, training_items, windows
+
+    bf16 = use_bf16(config.precision)
+    items = training_items(
+        tokenizer, list(dd["train"]), config.objective, config.seq_len, config.seed
+    )
+    if not config.packing:
+        items = windows(items, config.seq_len)
+    if not items:
+        raise ValueError(f"nothing to train on in dataset {config.dataset_version}")
+    sets = _eval_sets(tokenizer, dd, config, extra_eval, extra_documents)
+    base: dict[str, float] = {}
+    hits = 0
+    if sets:
+        with progress_stage(progress, "score base") as stage:
+            base, hits = cached_base_scores(
+                model, tokenizer, sets, config, bf16, base_path, four_bit=wants_4bit(config)
+            )
+            stage["detail"] = f"{hits} of {len(sets.pairs) + len(sets.documents)} sets cached"
+            stage["cached_sets"] = hits
     with progress_stage(progress, "fine-tune") as stage:
         if fit is not None:  # the benchmark's own loop: no step events
             losses, metrics = fit(model, tokenizer, to_dataset(items), config, run, bf16)
@@ -265,10 +280,12 @@ def _sft(
             )
         stage["steps"] = int(metrics.get("train/steps", len(losses)))
         stage["detail"] = f"{stage['steps']} steps"
-    with progress_stage(progress, "score tuned"):
-        tuned = score_sets(model, tokenizer, sets, config, bf16)
     metrics["train/examples"] = float(len(items))
     metrics["train/bf16"] = float(bf16)
+    if not sets:
+        return losses, metrics
+    with progress_stage(progress, "score tuned"):
+        tuned = score_sets(model, tokenizer, sets, config, bf16)
     metrics["train/base_scores_cached"] = float(hits)
     for key, value in tuned.items():
         name, _, measure = key.partition("/")

@@ -187,6 +187,13 @@ def test_time_box_schedule_anneals_within_the_budget():
     tight.start()
     tight.should_stop(1)
     assert tight.should_stop(3) and tight.cut and tight.total == 3
+    # An expected step speed sizes the total from the start; a faster measured speed takes it
+    # back up, never past max_steps.
+    sized = TimeBox(max_steps=100, warmup_ratio=0.1, budget_s=60.0, step_s_estimate=4.0)
+    assert sized.total == 15 and sized.cut and sized.warmup == 10
+    sized.start()
+    assert not any(sized.should_stop(step) for step in (1, 2, 3))
+    assert sized.total == 100 and not sized.cut
 
 
 def test_style_example_knobs_are_bounded():
