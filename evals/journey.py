@@ -130,7 +130,13 @@ def run_journey(
     is time-boxed so that the whole run ends within it (`JourneyProgress.training_budget`)."""
     from core.settings import get_settings
     from evals.gate import served_reference
-    from evals.journey_progress import JourneyProgress, load_timings, save_timings
+    from evals.journey_progress import (
+        HELD_OUT_SHARE,
+        JourneyProgress,
+        gate_units,
+        load_timings,
+        save_timings,
+    )
     from evals.promotion import PromotionRefused, promote
     from evals.voice import load_dataset_passages
     from finetune import datasets as fds
@@ -156,6 +162,8 @@ def run_journey(
                          file=progress_file, llm_instructions=use_llm)  # fmt: skip
     # Counted before the build so that the first line already estimates the whole journey.
     ui.passages = sum(len(passages_for(d, BuildParams())) for d in docs)
+    limits = (get_settings().EVALS_GATE_PASSAGE_LIMIT, get_settings().EVALS_GATE_ANSWER_LIMIT)
+    ui.gate_units = gate_units(round(ui.passages * HELD_OUT_SHARE), *limits)
     if budget_minutes:  # the first estimate already counts the steps the budget leaves
         ui.training_budget(budget_minutes * 60, MIN_TRAINING_STEPS)
 
@@ -184,6 +192,7 @@ def run_journey(
     problem = pairs_shortfall(writing, counts)
     if problem:
         raise NotEnoughWriting(problem, {**vars(writing), **counts})
+    ui.gate_units = gate_units(int(counts.get("test", 0)), *limits)
 
     # [2/4] training (+ GGUF export, registered as `candidate`)
     config.dataset_version = manifest["version"]

@@ -161,6 +161,7 @@ def test_journey_progress_estimates_the_whole_journey() -> None:
 
     from evals.journey_progress import PRIORS, JourneyProgress
 
+    gate = PRIORS["per_gate_unit"] * (32 + 2 * 8)  # the defaults: 32 passages, 8 answers
     out = io.StringIO()
     ui = JourneyProgress(dict(PRIORS), max_steps=10, max_minutes=0, file=out, tty=True)
     ui.passages = 10
@@ -168,7 +169,7 @@ def test_journey_progress_estimates_the_whole_journey() -> None:
     assert whole == pytest.approx(
         10 * PRIORS["per_passage"]
         + 10 * PRIORS["per_step"]
-        + PRIORS["gate"]
+        + gate
         + PRIORS["report"]
         + sum(PRIORS[p] for p in ("load base", "export"))
     )
@@ -179,11 +180,13 @@ def test_journey_progress_estimates_the_whole_journey() -> None:
     ui.train_event({"event": "step", "step": 5, "total": 10, "loss": 1.0, "seconds": 5.0,
                     "eta": 5.0})  # fmt: skip
     left = ui.left()
-    assert left == pytest.approx(5.0 + PRIORS["export"] + PRIORS["gate"] + PRIORS["report"])
+    assert left == pytest.approx(5.0 + PRIORS["export"] + gate + PRIORS["report"])
     assert "\r\x1b[K[2/4] training … step 5/10, loss 1.0000" in out.getvalue()
     for stage in ("gate", "report"):
         ui.begin(stage, "…")
         ui.end("done")
+    # Remembered per unit of gate work, so the next journey's estimate follows its own size.
+    assert ui.measured["per_gate_unit"] == pytest.approx(ui.seconds["gate"] / 48)
     assert ui.left() == 0.0
     assert out.getvalue().endswith("~0 s left\n")
 
@@ -194,11 +197,15 @@ def test_the_budget_sizes_the_training_loop() -> None:
     still trains them and says the journey runs over."""
     import io
 
-    from evals.journey_progress import PRIORS, JourneyProgress
+    from evals.journey_progress import PRIORS, JourneyProgress, gate_units
 
     per_step = PRIORS["per_step"]
-    others = PRIORS["load base"] + PRIORS["export"] + PRIORS["gate"] + PRIORS["report"]
     ui = JourneyProgress(dict(PRIORS), max_steps=60, max_minutes=0, file=io.StringIO(), tty=False)
+    # The gate's share follows the held-out set: 6 pairs are 6 scorings and 6 answers.
+    ui.gate_units = gate_units(6, passage_limit=32, answer_limit=8)
+    assert ui.gate_units == 18 and gate_units(76, 32, 8) == 48
+    gate = PRIORS["per_gate_unit"] * 18
+    others = PRIORS["load base"] + PRIORS["export"] + gate + PRIORS["report"]
     ui.passages = 10
     ui.begin("dataset", "10 passages")
     ui.end("built")
@@ -214,13 +221,14 @@ def test_the_budget_sizes_the_training_loop() -> None:
     assert ui.steps == 10
 
     # Timings measured on this machine replace the first-run priors.
-    fast = JourneyProgress({**PRIORS, "per_step": 5.0, "gate": 100.0}, max_steps=60,
+    fast = JourneyProgress({**PRIORS, "per_step": 5.0, "per_gate_unit": 5.0}, max_steps=60,
                            max_minutes=0, file=io.StringIO(), tty=False)  # fmt: skip
+    fast.gate_units = 18
     fast.begin("dataset", "…")
     fast.end("built")
     loop, over = fast.training_budget(18 * 60, min_steps=10)
     assert not over and fast.steps == 60
-    assert loop == pytest.approx(18 * 60 - (others - PRIORS["gate"] + 100.0), abs=1.0)
+    assert loop == pytest.approx(18 * 60 - (others - gate + 5.0 * 18), abs=1.0)
 
 
 def test_the_report_says_when_the_budget_cut_the_recipe() -> None:
