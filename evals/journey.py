@@ -158,7 +158,9 @@ def run_journey(
         raise NotEnoughWriting(problem, vars(writing))
     caches: dict[str, Any] = {}
     base_key = resolved_base_ref(config.base_model)
-    ui = JourneyProgress(load_timings(base_key), config.max_steps, config.max_minutes,
+    # A budget replaces --max-minutes: only its share may shorten the planned steps.
+    loop_cap = 0.0 if budget_minutes else config.max_minutes
+    ui = JourneyProgress(load_timings(base_key), config.max_steps, loop_cap,
                          file=progress_file, llm_instructions=use_llm)  # fmt: skip
     # Counted before the build so that the first line already estimates the whole journey.
     ui.passages = sum(len(passages_for(d, BuildParams())) for d in docs)

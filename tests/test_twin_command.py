@@ -92,8 +92,10 @@ def test_journey_end_to_end(data_dir: Path, capsys, monkeypatch: pytest.MonkeyPa
     reset_settings()
     _seed(demo_corpus.corpus(n_topics=2))
 
+    # --max-minutes would stop the loop at once; the journey's budget replaces it.
     args = ["twin", "--author", AUTHOR, "--base-model", BASE, "--max-steps", "2",
-            "--seq-len", "128", "--batch-size", "2", "--lr", "1e-3"]  # fmt: skip
+            "--max-minutes", "0.001", "--seq-len", "128", "--batch-size", "2",
+            "--lr", "1e-3"]  # fmt: skip
     code = main([*args, "--json"])
     captured = capsys.readouterr()
     result = json.loads(captured.out)
@@ -107,7 +109,7 @@ def test_journey_end_to_end(data_dir: Path, capsys, monkeypatch: pytest.MonkeyPa
     assert "[2/4] training … step 2/2, loss" in err
     assert "export: GGUF Q8_0" in err
     assert "elapsed, ~" in err and "left" in err
-    assert "of the 18-minute budget) of LoRA" in err  # the default budget sizes the loop
+    assert "up to 2 steps (" in err and "of the 18-minute budget) of LoRA" in err
     # The gate measures the held-out perplexity that decides: no scoring around the loop.
     assert "score base" not in err and "score tuned" not in err
     assert not any(k.startswith("eval") for k in result["training"])
@@ -141,8 +143,8 @@ def test_journey_end_to_end(data_dir: Path, capsys, monkeypatch: pytest.MonkeyPa
     markdown = Path(result["report"]["markdown"]).read_text("utf-8")
     assert markdown.count("**Before**") == 3 and markdown.count("**After**") == 3
 
-    # A second journey on unchanged writing reuses the dataset and the served model's answers (LLM_MODEL names a model outside the registry: promoted or
-    # not, the same model is served).
+    # A second journey on unchanged writing reuses the dataset and the served model's answers
+    # (LLM_MODEL names a model outside the registry: promoted or not, the same model serves).
     code = main(args)
     captured = capsys.readouterr()
     assert "reused (documents unchanged)" in captured.err
