@@ -164,7 +164,8 @@ def run_journey(
                          file=progress_file, llm_instructions=use_llm)  # fmt: skip
     # Counted before the build so that the first line already estimates the whole journey.
     ui.passages = sum(len(passages_for(d, BuildParams())) for d in docs)
-    limits = (get_settings().EVALS_GATE_PASSAGE_LIMIT, get_settings().EVALS_GATE_ANSWER_LIMIT)
+    cfg = get_settings()
+    limits = (cfg.EVALS_GATE_PASSAGE_LIMIT, cfg.EVALS_GATE_ANSWER_LIMIT)
     ui.gate_units = gate_units(round(ui.passages * HELD_OUT_SHARE), *limits)
     if budget_minutes:  # the first estimate already counts the steps the budget leaves
         ui.training_budget(budget_minutes * 60, MIN_TRAINING_STEPS)
@@ -226,6 +227,9 @@ def run_journey(
     except PromotionRefused as exc:
         gate, promoted = exc.gate, False
     ui.end("promoted to accepted" if promoted else "refused: the candidate is kept")
+    if limits[1] and not (gate.get("metrics") or {}).get("answers"):
+        # Refused on perplexity, it wrote no answers: its time would understate the next gate.
+        ui.measured.pop("per_gate_unit", None)
 
     # [4/4] before/after report
     from evals import journey_report as jr
@@ -233,7 +237,7 @@ def run_journey(
     ui.begin("report", f"{REPORT_REQUESTS} held-out requests, before and after")
     held_out = load_dataset_passages(author, path=ds_path)
     requests = jr.pick_requests(held_out.passages, gate, REPORT_REQUESTS)
-    budget = get_settings().EVALS_GATE_ANSWER_MAX_TOKENS
+    budget = cfg.EVALS_GATE_ANSWER_MAX_TOKENS
     judged = jr.gate_answers(gate)
     before, hits = jr.answers(before_ref, requests, author, budget, known=judged.get("reference"))
     # Cached too: once promoted, this twin is the next journey's "before".

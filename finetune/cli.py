@@ -32,6 +32,16 @@ Tracking: MLflow, local SQLite under DATA_DIR/mlflow unless MLFLOW_TRACKING_URI 
 """
 
 
+def minutes_arg(value: str) -> float:
+    """A budget in minutes: a number, 0 or more (0 = none)."""
+    try:
+        if float(value) >= 0:  # nan fails this too
+            return float(value)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"not a number of minutes ≥ 0: {value!r}")
+
+
 def print_result(data: Any, as_json: bool) -> None:
     """JSON with --json, else one `key: value` line per field (one line per row for lists)."""
     if as_json:
@@ -72,7 +82,7 @@ def _add_train_args(
     p.add_argument("--max-steps", type=int, default=d.max_steps)
     p.add_argument(
         "--max-minutes",
-        type=float,
+        type=minutes_arg,
         default=d.max_minutes,
         help="wall-clock budget of the training loop: fewer steps (still annealed) when the "
         "CPU is too busy for --max-steps; 0 = no budget",
@@ -228,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tw.add_argument("--no-llm", action="store_true", help=argparse.SUPPRESS)  # the default now
     tw.add_argument("--generator", default=None, help="the LLM that writes the requests")
-    tw.add_argument("--budget-minutes", type=float, default=None,
+    tw.add_argument("--budget-minutes", type=minutes_arg, default=None,
                     help="the whole run's budget (default 18: ingest of ~50 posts and this fit "
                     "20 minutes); the LoRA loop gets what the rest, timed here last run, leaves "
                     "(in place of --max-minutes); 0 = none")  # fmt: skip

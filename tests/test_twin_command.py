@@ -43,6 +43,17 @@ def test_too_little_writing_is_refused_before_training(data_dir: Path, capsys) -
     assert result["counts"] == {"author": AUTHOR, "documents": 1, "words": words}
 
 
+@pytest.mark.parametrize("flag", ["--budget-minutes", "--max-minutes"])
+def test_a_budget_must_be_minutes(flag: str, capsys) -> None:
+    from finetune.__main__ import main
+
+    for bad in ("-5", "soon", "nan"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["twin", "--author", AUTHOR, flag, bad])
+        assert exit_info.value.code == 2
+        assert f"{flag}: not a number of minutes ≥ 0: '{bad}'" in capsys.readouterr().err
+
+
 def test_shortfall_messages_name_what_is_missing() -> None:
     from evals.journey import MIN_DOCUMENTS, MIN_WORDS, Writing, writing_shortfall
 
